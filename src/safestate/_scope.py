@@ -1,0 +1,237 @@
+"""The operations every state scope offers, written once.
+
+A scope is somewhere state lives behind one lock: the calling session
+(``session_manager``), a given session reached from a worker thread
+(``SessionHandle``), or the app-wide ``shared`` state. Subclasses say how to find
+the lock and the underlying mapping; everything else is here.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, ContextDecorator, contextmanager
+from typing import Any, TypeVar, overload
+
+from ._locks import ScopeLock
+from .errors import EmptyKeyError, InvalidKeyError, NotAMappingError
+from .transaction import Transaction, apply_changes
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_MISSING: Any = object()
+
+
+def check_key(key: object) -> str:
+    """Return ``key`` if it is a non-empty str. Raises InvalidKeyError, EmptyKeyError."""
+    if type(key) is str and key:
+        return key
+    if not isinstance(key, str):
+        raise InvalidKeyError(key)
+    if not key:
+        raise EmptyKeyError()
+    return key
+
+
+class Scope:
+    """State behind one lock, with the safe_* / mutate / transaction API."""
+
+    #: How errors and stats name this scope.
+    scope_name = "state"
+
+    # -- what a subclass provides ---------------------------------------------
+    def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
+        """Take the scope's lock; return it and the mapping it guards."""
+        raise NotImplementedError
+
+    # -- reads ------------------------------------------------------------------
+    def safe_get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` when it is not set.
+
+        Raises InvalidKeyError/EmptyKeyError for a bad key, NoSessionError outside a session.
+        """
+        check_key(key)
+        lock, state = self._enter("safe_get")
+        try:
+            lock.ops += 1
+            try:
+                return state[key]
+            except KeyError:
+                return default
+        finally:
+            lock.release()
+
+    def safe_exists(self, key: str) -> bool:
+        """Whether ``key`` is set. Raises as safe_get."""
+        return self.safe_get(key, _MISSING) is not _MISSING
+
+    # -- writes -----------------------------------------------------------------
+    def safe_set(self, key: str, value: Any) -> None:
+        """Set ``key`` to ``value``. Raises as safe_get."""
+        check_key(key)
+        lock, state = self._enter("safe_set")
+        try:
+            lock.ops += 1
+            state[key] = value
+        finally:
+            lock.release()
+
+    def safe_update(self, updates: Mapping[str, Any]) -> None:
+        """Set several keys at once: all of them or, if any fails, none.
+
+        Raises NotAMappingError for a non-mapping, InvalidKeyError/EmptyKeyError
+        naming a bad key (nothing written), NoSessionError outside a session.
+        """
+        if not isinstance(updates, Mapping):
+            raise NotAMappingError(updates)
+        changes = [(check_key(k), v) for k, v in updates.items()]
+        lock, state = self._enter("safe_update")
+        try:
+            lock.ops += 1
+            apply_changes(state, changes)
+        finally:
+            lock.release()
+
+    def safe_delete(self, key: str) -> bool:
+        """Delete ``key``: True if it was set, False (no error) if not. Raises as safe_get."""
+        check_key(key)
+        lock, state = self._enter("safe_delete")
+        try:
+            lock.ops += 1
+            try:
+                del state[key]
+            except KeyError:
+                return False
+            return True
+        finally:
+            lock.release()
+
+    # -- read-modify-write --------------------------------------------------------
+    def mutate(self, key: str, fn: Callable[[Any], T], default: Any = None) -> T:
+        """Atomically replace ``key``'s value by ``fn(value)`` and return the new value.
+
+        ``fn`` gets ``default`` when the key is not set. If ``fn`` raises, the state
+        is unchanged and the exception propagates. Raises TypeError if ``fn`` is not
+        callable, and as safe_get.
+        """
+        check_key(key)
+        if not callable(fn):
+            raise TypeError(f"mutate({key!r}, fn): fn must be callable, got {type(fn).__name__}")
+        lock, state = self._enter("mutate")
+        try:
+            lock.ops += 1
+            try:
+                current = state[key]
+            except KeyError:
+                current = default
+            new = fn(current)
+            state[key] = new
+            return new
+        finally:
+            lock.release()
+
+    def increment(self, key: str, by: int | float = 1) -> Any:
+        """Atomically add ``by`` to ``key`` (0 when unset); return the new value.
+
+        Raises TypeError naming the key when the value or ``by`` is not a number.
+        """
+        if isinstance(by, bool) or not isinstance(by, (int, float)):
+            raise TypeError(f"increment({key!r}, by=...): by must be a number, got {by!r:.40}")
+
+        def add(value: Any) -> Any:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(
+                    f"increment({key!r}): the current value is a {type(value).__name__}, "
+                    "not a number; use mutate() or safe_set() for it"
+                )
+            return value + by
+
+        return self.mutate(key, add, 0)
+
+    def transaction(self, timeout: float | None = None) -> AbstractContextManager[Transaction]:
+        """Hold the lock for a block whose writes apply together at its end, or not at all.
+
+        Reads inside see the block's own staged writes. If the block raises
+        anything (Streamlit's rerun/stop included), nothing is applied.
+        Raises LockTimeoutError after ``timeout`` seconds, and as safe_get.
+        """
+        return self._transaction(timeout)
+
+    @contextmanager
+    def _transaction(self, timeout: float | None) -> Iterator[Transaction]:
+        lock, state = self._enter("transaction", timeout)
+        try:
+            lock.ops += 1
+            tx = Transaction(state)
+            try:
+                yield tx
+            except BaseException:
+                tx.close()
+                raise
+            tx.commit()
+        finally:
+            lock.release()
+
+    # -- locks ----------------------------------------------------------------------
+    def session_lock(self, timeout: float | None = None) -> AbstractContextManager[None]:
+        """Hold this scope's re-entrant lock for a block. Raises LockTimeoutError, as safe_get."""
+        return _Held(self, timeout)
+
+    @overload
+    def with_session_lock(self, fn: F) -> F: ...
+    @overload
+    def with_session_lock(self, fn: None = None) -> _Held: ...
+    def with_session_lock(self, fn: F | None = None) -> F | _Held:
+        """The scope's lock as a context manager (``with x.with_session_lock():``) or a
+        decorator (``@x.with_session_lock`` or ``@x.with_session_lock()``).
+
+        Raises TypeError when given something that is not callable.
+        """
+        if fn is None:
+            return _Held(self, None)
+        if not callable(fn):
+            raise TypeError(f"with_session_lock decorates a function, got {type(fn).__name__}")
+
+        @functools.wraps(fn)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            with _Held(self, None):
+                return fn(*args, **kwargs)
+
+        return locked  # type: ignore[return-value]
+
+    def keys(self) -> list[str]:
+        """The keys set in this scope (a snapshot). Raises as safe_get."""
+        lock, state = self._enter("keys")
+        try:
+            return sorted(k for k in _user_keys(state))
+        finally:
+            lock.release()
+
+
+def _user_keys(state: Any) -> Iterator[str]:
+    if isinstance(state, dict):
+        return iter(list(state))
+    return iter(list(state.filtered_state))
+
+
+class _Held(ContextDecorator):
+    """A scope's lock held for a ``with`` block or a decorated call."""
+
+    def __init__(self, scope: Scope, timeout: float | None) -> None:
+        self._scope = scope
+        self._timeout = timeout
+        self._held = threading.local()
+
+    def _recreate_cm(self) -> _Held:
+        # Each decorated call gets its own holder, so one decorator serves many threads.
+        return _Held(self._scope, self._timeout)
+
+    def __enter__(self) -> None:
+        lock, _ = self._scope._enter("session_lock", self._timeout)
+        stack: list[ScopeLock] = self._held.__dict__.setdefault("stack", [])
+        stack.append(lock)
+
+    def __exit__(self, *exc: object) -> None:
+        self._held.stack.pop().release()

@@ -1,0 +1,89 @@
+"""Every error safestate raises, in one place.
+
+All derive from :class:`SafestateError`; each also derives from the built-in a
+caller would expect (``TypeError`` for a wrong type, ``ValueError`` for a bad
+value, ``RuntimeError`` for a call made in the wrong place), so ``except
+TypeError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class SafestateError(Exception):
+    """Base class of every error raised by safestate."""
+
+
+class NoSessionError(SafestateError, RuntimeError):
+    """A session-scoped call was made from a thread that has no Streamlit session.
+
+    Streamlit gives such threads one process-wide placeholder state shared by
+    every such thread, so safestate refuses instead of leaking data between users.
+    """
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"{operation}() was called outside a Streamlit session (no script run "
+            "context on this thread). In a worker thread, take a handle in the script "
+            "with `handle = safestate.current()` and call `handle."
+            f"{operation}(...)` from the worker, or start the worker with "
+            "`safestate.start_thread(fn)`. For state shared by all users, use "
+            "`safestate.shared`."
+        )
+        self.operation = operation
+
+
+class InvalidKeyError(SafestateError, TypeError):
+    """A state key is not a string."""
+
+    def __init__(self, key: object) -> None:
+        super().__init__(
+            f"state keys must be non-empty strings; got {type(key).__name__} {key!r:.60}. "
+            "Pass the key as a str, e.g. str(key)."
+        )
+        self.key = key
+
+
+class EmptyKeyError(SafestateError, ValueError):
+    """A state key is the empty string."""
+
+    def __init__(self) -> None:
+        super().__init__("state keys must be non-empty strings; got ''. Name the key.")
+        self.key = ""
+
+
+class NotAMappingError(SafestateError, TypeError):
+    """``safe_update`` was given something that is not a mapping."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(
+            f"safe_update() takes a mapping of key -> value; got {type(value).__name__}. "
+            "Pass a dict, e.g. safe_update({'a': 1}) or safe_update(dict(pairs)). "
+            "Nothing was written."
+        )
+        self.value = value
+
+
+class LockTimeoutError(SafestateError, TimeoutError):
+    """A lock could not be acquired within the timeout given."""
+
+    def __init__(self, scope: str, timeout: float) -> None:
+        super().__init__(
+            f"could not acquire the lock of {scope} within {timeout:g} s; another thread "
+            "holds it. Retry, raise the timeout, or keep the locked block shorter."
+        )
+        self.scope = scope
+        self.timeout = timeout
+
+
+class TransactionClosedError(SafestateError, RuntimeError):
+    """A transaction object was used after its ``with`` block ended."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this transaction has already ended; open a new one with "
+            "`with safestate.transaction() as tx:`"
+        )
+
+
+class StreamlitCompatibilityError(SafestateError, RuntimeError):
+    """The installed Streamlit no longer has an internal safestate relies on."""

@@ -1,0 +1,195 @@
+"""The session state manager: safe_* operations on the calling Streamlit session."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from time import monotonic
+from typing import Any
+
+from . import _compat
+from ._locks import LockRegistry, ScopeLock
+from ._scope import Scope, check_key
+from .errors import NoSessionError
+from .shared import SharedState
+
+_MISSING: Any = object()
+
+
+class SessionHandle(Scope):
+    """One session's state, usable from any thread (a worker started by the script).
+
+    Take it in the script with ``session_manager.current()``; its safe_* methods
+    then work from threads that have no Streamlit context. It keeps the session's
+    state object alive while it exists.
+    """
+
+    scope_name = "session"
+
+    def __init__(self, manager: SessionStateManager, session_id: str, state: Any) -> None:
+        self._manager = manager
+        self._state = state
+        self.session_id = session_id
+
+    def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
+        outer = _compat.script_lock_for(self.session_id)
+        lock = self._manager._registry.acquire(self.session_id, self._state, timeout, outer)
+        return lock, self._state
+
+    def is_alive(self) -> bool:
+        """False once Streamlit has ended the session (its user is gone for good)."""
+        return _compat.session_status(self.session_id) != "ended"
+
+    def __repr__(self) -> str:
+        return f"SessionHandle({self.session_id!r})"
+
+
+class SessionStateManager(Scope):
+    """Thread-safe access to the calling session's ``st.session_state``.
+
+    Values live in the session's own ``st.session_state``, so widgets with ``key=``
+    and plain ``st.session_state`` code keep working beside it. Each session has
+    its own re-entrant lock, keyed by session id; a session's bookkeeping is freed
+    once Streamlit has ended the session.
+    """
+
+    scope_name = "session"
+
+    def __init__(self, shared: SharedState | None = None, sweep_interval: float = 10.0) -> None:
+        self._registry = LockRegistry()
+        self._sweeping = threading.Lock()
+        self.sweep_interval = sweep_interval
+        #: The app-wide state shared by every session.
+        self.shared = shared if shared is not None else SharedState()
+
+    # -- finding the session ------------------------------------------------------------
+    def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
+        run = _compat.current_run()
+        if run is None:
+            raise NoSessionError(op)
+        sid, state, run_lock = run
+        registry = self._registry
+        if registry.get(sid) is None and monotonic() - registry.last_sweep >= self.sweep_interval:
+            self._sweep()
+        return registry.acquire(sid, state, timeout, run_lock), state
+
+    def safe_get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key`` in this session, or ``default`` when it is not set.
+
+        Raises InvalidKeyError/EmptyKeyError for a bad key, NoSessionError outside a session.
+        """
+        # Hot path, written out: a read takes only the session lock (not Streamlit's).
+        if type(key) is not str or not key:
+            check_key(key)
+        run = _compat.current_run()
+        if run is None:
+            raise NoSessionError("safe_get")
+        lock = self._registry.acquire(run[0], run[1])
+        try:
+            lock.ops += 1
+            try:
+                return run[1][key]
+            except KeyError:
+                return default
+        finally:
+            lock.release()
+
+    def safe_exists(self, key: str) -> bool:
+        """Whether ``key`` is set in this session. Raises as safe_get."""
+        return self.safe_get(key, _MISSING) is not _MISSING
+
+    def session_id(self) -> str:
+        """The Streamlit session id of the caller. Raises NoSessionError outside a session."""
+        run = _compat.current_run()
+        if run is None:
+            raise NoSessionError("session_id")
+        return run[0]
+
+    def current(self) -> SessionHandle:
+        """A handle on the calling session for worker threads. Raises NoSessionError outside one."""
+        run = _compat.current_run()
+        if run is None:
+            raise NoSessionError("current")
+        return SessionHandle(self, run[0], run[1])
+
+    def start_thread(
+        self,
+        target: Callable[..., Any],
+        *args: Any,
+        name: str | None = None,
+        daemon: bool = True,
+        **kwargs: Any,
+    ) -> threading.Thread:
+        """Start ``target(handle, *args, **kwargs)`` in a thread with a handle on this session.
+
+        Raises TypeError if ``target`` is not callable, NoSessionError outside a session.
+        """
+        if not callable(target):
+            raise TypeError(f"start_thread needs a callable target, got {type(target).__name__}")
+        handle = self.current()
+        thread = threading.Thread(
+            target=target, args=(handle, *args), kwargs=kwargs, name=name, daemon=daemon
+        )
+        thread.start()
+        return thread
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def _sweep(self) -> int:
+        if not self._sweeping.acquire(False):
+            return 0  # another thread is sweeping now
+        try:
+            return self._registry.sweep(lambda sid: _compat.session_status(sid) == "ended")
+        finally:
+            self._sweeping.release()
+
+    def cleanup_old_sessions(self, max_sessions: int = 50, idle_seconds: float = 300.0) -> int:
+        """Free the bookkeeping of ended sessions, then of idle ones while over ``max_sessions``.
+
+        Only drops a session whose lock nobody holds or waits for; an idle live
+        session that is dropped gets a fresh lock on its next call (its values stay
+        in ``st.session_state``). Returns how many were freed. Raises TypeError or
+        ValueError for a bad ``max_sessions`` / ``idle_seconds``.
+        """
+        if isinstance(max_sessions, bool) or not isinstance(max_sessions, int):
+            raise TypeError(f"max_sessions must be an int, got {type(max_sessions).__name__}")
+        if max_sessions < 0:
+            raise ValueError(f"max_sessions must be >= 0, got {max_sessions}")
+        if not isinstance(idle_seconds, (int, float)) or idle_seconds < 0:
+            raise ValueError(f"idle_seconds must be a number >= 0, got {idle_seconds!r}")
+        freed = self._sweep()
+        excess = len(self._registry) - max_sessions
+        if excess <= 0:
+            return freed
+        cutoff = monotonic() - idle_seconds
+        idle = [e for e in self._registry.entries() if not e.held and e.last_used <= cutoff]
+        idle.sort(key=lambda e: e.last_used)
+        for entry in idle[:excess]:
+            freed += self._registry.remove_if_free(entry.key)
+        return freed
+
+    def get_session_stats(self) -> dict[str, Any]:
+        """Counts of sessions, locks, waits and operations (no keys or values of any session).
+
+        Sweeps ended sessions first, so the figures are current.
+        """
+        self._sweep()
+        registry = self._registry
+        entries = registry.entries()
+        status = {"active": 0, "disconnected": 0, "ended": 0, "unknown": 0}
+        for entry in entries:
+            status[_compat.session_status(entry.key)] += 1
+        return {
+            "sessions_tracked": len(entries),
+            "sessions_active": status["active"],
+            "sessions_disconnected": status["disconnected"],
+            "sessions_ended": status["ended"],
+            "sessions_untold": status["unknown"],
+            "sessions_cleaned": registry.cleaned,
+            "locks_held": sum(e.held for e in entries),
+            "lock_waits": registry.removed_waits + sum(e.waits for e in entries),
+            "lock_wait_seconds": (registry.removed_wait_ns + sum(e.wait_ns for e in entries)) / 1e9,
+            "operations": registry.removed_ops + sum(e.ops for e in entries),
+            "memory_per_session_bytes": registry.memory_per_entry(),
+            "tracked_session_ids": sorted(registry.keys()),
+            "shared": self.shared.stats(),
+        }

@@ -1,0 +1,42 @@
+"""``shared``: one app-wide state that every session of the process reads and writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._locks import ScopeLock
+from ._scope import Scope
+
+
+class SharedState(Scope):
+    """App-wide state under its own lock, with the same API as the session manager.
+
+    Use it for what several users' script threads touch at once (counters, boards,
+    objects kept in ``st.cache_resource``). It lives in this process's memory.
+    """
+
+    scope_name = "shared state"
+
+    def __init__(self) -> None:
+        self._lock = ScopeLock("shared")
+        self._data: dict[str, Any] = {}
+
+    def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
+        self._lock.acquire(timeout)
+        return self._lock, self._data
+
+    def clear(self) -> None:
+        """Remove every key."""
+        with self.session_lock():
+            self._data.clear()
+
+    def stats(self) -> dict[str, Any]:
+        """Operations, waits and keys of the shared state (key count only, no values)."""
+        lock = self._lock
+        return {
+            "keys": len(self._data),
+            "operations": lock.ops,
+            "lock_waits": lock.waits,
+            "lock_wait_seconds": lock.wait_ns / 1e9,
+            "lock_held": lock.held,
+        }

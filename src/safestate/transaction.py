@@ -1,0 +1,125 @@
+"""Transactions: writes staged during a block, applied all together or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+from .errors import NotAMappingError, TransactionClosedError
+
+_DELETE: Any = object()
+_MISSING: Any = object()
+
+
+def apply_changes(state: MutableMapping[str, Any], changes: Iterable[tuple[str, Any]]) -> None:
+    """Apply (key, value-or-_DELETE) pairs in order; if one fails, undo the others and re-raise.
+
+    A write can fail half-way through: e.g. Streamlit refuses to set a key whose
+    widget was already drawn in this run. The undo log restores what was there.
+    """
+    undo: list[tuple[str, bool, Any]] = []
+    try:
+        for key, value in changes:
+            try:
+                old, had = state[key], True
+            except KeyError:
+                old, had = None, False
+            if value is _DELETE:
+                if had:
+                    del state[key]
+            else:
+                state[key] = value
+            undo.append((key, had, old))
+    except BaseException:
+        for key, had, old in reversed(undo):
+            if had:
+                state[key] = old
+            else:
+                with contextlib.suppress(KeyError):
+                    del state[key]
+        raise
+
+
+class Transaction:
+    """A staging area over one scope's state, used inside ``with ...transaction() as tx``.
+
+    Behaves like a dict of the scope's state: ``tx[k]``, ``tx.get(k)``,
+    ``tx[k] = v``, ``del tx[k]``, ``k in tx``, ``tx.update(m)``. Raises
+    TransactionClosedError when used after its block.
+    """
+
+    def __init__(self, state: MutableMapping[str, Any]) -> None:
+        from ._scope import check_key
+
+        self._check_key = check_key
+        self._state: MutableMapping[str, Any] | None = state
+        self._staged: dict[str, Any] = {}
+
+    def _open_state(self) -> MutableMapping[str, Any]:
+        if self._state is None:
+            raise TransactionClosedError()
+        return self._state
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The staged or stored value of ``key``, or ``default``."""
+        state = self._open_state()
+        key = self._check_key(key)
+        if key in self._staged:
+            value = self._staged[key]
+            return default if value is _DELETE else value
+        try:
+            return state[key]
+        except KeyError:
+            return default
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key, _MISSING) is not _MISSING
+
+    def set(self, key: str, value: Any) -> None:
+        """Stage ``key = value``."""
+        self._open_state()
+        self._staged[self._check_key(key)] = value
+
+    __setitem__ = set
+
+    def delete(self, key: str) -> bool:
+        """Stage the deletion of ``key``; True if it is set now."""
+        present = key in self
+        self._staged[self._check_key(key)] = _DELETE
+        return present
+
+    def __delitem__(self, key: str) -> None:
+        if not self.delete(key):
+            raise KeyError(key)
+
+    def update(self, updates: Mapping[str, Any]) -> None:
+        """Stage several writes."""
+        self._open_state()
+        if not isinstance(updates, Mapping):
+            raise NotAMappingError(updates)
+        checked = {self._check_key(k): v for k, v in updates.items()}
+        self._staged.update(checked)
+
+    def staged(self) -> Iterator[str]:
+        """The keys this transaction will write or delete."""
+        return iter(list(self._staged))
+
+    def commit(self) -> None:
+        """Apply the staged changes (called by the ``with`` block on success)."""
+        state = self._open_state()
+        try:
+            apply_changes(state, self._staged.items())
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Discard the staged changes."""
+        self._state = None
+        self._staged = {}
