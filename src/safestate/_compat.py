@@ -49,7 +49,8 @@ def _runtime_session_manager() -> Any | None:
 
     if not Runtime.exists():
         return None
-    return Runtime.instance()._session_mgr
+    # AppTest installs a Mock(spec=Runtime) that has no real session manager.
+    return vars(Runtime.instance()).get("_session_mgr")
 
 
 def session_status(session_id: str) -> SessionStatus:
@@ -109,7 +110,8 @@ def verify() -> None:
     wrapper = SafeSessionState(SessionState(), lambda: None)
     need(isinstance(getattr(wrapper, "_state", None), SessionState), "SafeSessionState._state")
     need(type(getattr(wrapper, "_lock", None)) is type(threading.RLock()), "SafeSessionState._lock")
-    for name in ("__getitem__", "__setitem__", "__delitem__", "filtered_state"):
+    used = ("__getitem__", "__setitem__", "__delitem__", "filtered_state", "reset_state_value")
+    for name in used:
         need(hasattr(SessionState, name), f"SessionState.{name}")
     need(callable(getattr(Runtime, "exists", None)), "Runtime.exists")
     need(callable(getattr(Runtime, "instance", None)), "Runtime.instance")
@@ -117,3 +119,31 @@ def verify() -> None:
     need(callable(getattr(SessionInfo, "is_active", None)), "SessionInfo.is_active")
     need("_scriptrunner" in AppSession.__init__.__code__.co_names, "AppSession._scriptrunner")
     need("_session_state" in ScriptRunner.__init__.__code__.co_names, "ScriptRunner._session_state")
+
+
+class WorkerStateView:
+    """A session's state as seen from a thread with no script context.
+
+    ``SessionState.__setitem__`` asks for the thread's script context to refuse
+    writes to widgets drawn in the current run, and logs a warning on every call
+    when there is none. A worker has no run, so it writes the way Streamlit's own
+    ``reset_state_value`` does (same dict, no context lookup).
+    """
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: SessionState) -> None:
+        self._state = state
+
+    def __getitem__(self, key: str) -> Any:
+        return self._state[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._state.reset_state_value(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        del self._state[key]
+
+    @property
+    def filtered_state(self) -> dict[str, Any]:
+        return self._state.filtered_state

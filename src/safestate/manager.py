@@ -29,12 +29,13 @@ class SessionHandle(Scope):
     def __init__(self, manager: SessionStateManager, session_id: str, state: Any) -> None:
         self._manager = manager
         self._state = state
+        self._view = _compat.WorkerStateView(state)
         self.session_id = session_id
 
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
         outer = _compat.script_lock_for(self.session_id)
         lock = self._manager._registry.acquire(self.session_id, self._state, timeout, outer)
-        return lock, self._state
+        return lock, self._view
 
     def is_alive(self) -> bool:
         """False once Streamlit has ended the session (its user is gone for good)."""
