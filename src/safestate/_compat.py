@@ -66,7 +66,8 @@ def session_status(session_id: str) -> SessionStatus:
     info = mgr.get_session_info(session_id)
     if info is None:
         return "ended"
-    return "active" if info.is_active() else "disconnected"
+    # SessionInfo/ActiveSessionInfo (since 1.12): a client is attached while connected.
+    return "active" if getattr(info, "client", None) is not None else "disconnected"
 
 
 def script_lock_for(session_id: str) -> threading.RLock | None:
@@ -98,6 +99,7 @@ def verify() -> None:
     from streamlit.runtime.session_manager import SessionInfo
     from streamlit.runtime.state.safe_session_state import SafeSessionState
     from streamlit.runtime.state.session_state import SessionState
+    from streamlit.runtime.websocket_session_manager import WebsocketSessionManager
 
     def need(ok: bool, what: str) -> None:
         if not ok:
@@ -116,7 +118,8 @@ def verify() -> None:
     need(callable(getattr(Runtime, "exists", None)), "Runtime.exists")
     need(callable(getattr(Runtime, "instance", None)), "Runtime.instance")
     need("_session_mgr" in Runtime.__init__.__code__.co_names, "Runtime._session_mgr")
-    need(callable(getattr(SessionInfo, "is_active", None)), "SessionInfo.is_active")
+    need("client" in SessionInfo.__annotations__, "SessionInfo.client")
+    need(hasattr(WebsocketSessionManager, "get_session_info"), "SessionManager.get_session_info")
     need("_scriptrunner" in AppSession.__init__.__code__.co_names, "AppSession._scriptrunner")
     need("_session_state" in ScriptRunner.__init__.__code__.co_names, "ScriptRunner._session_state")
 

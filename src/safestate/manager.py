@@ -168,8 +168,15 @@ class SessionStateManager(Scope):
             freed += self._registry.remove_if_free(entry.key)
         return freed
 
+    def is_tracked(self, session_id: str) -> bool:
+        """Whether safestate holds bookkeeping (a lock) for ``session_id`` now."""
+        return self._registry.get(session_id) is not None
+
     def get_session_stats(self) -> dict[str, Any]:
-        """Counts of sessions, locks, waits and operations (no keys or values of any session).
+        """Counts of sessions, locks, waits and operations.
+
+        No session ids, keys or values: a session id lets a browser resume that
+        session, so it is not shown to other users.
 
         Sweeps ended sessions first, so the figures are current.
         """
@@ -191,6 +198,5 @@ class SessionStateManager(Scope):
             "lock_wait_seconds": (registry.removed_wait_ns + sum(e.wait_ns for e in entries)) / 1e9,
             "operations": registry.removed_ops + sum(e.ops for e in entries),
             "memory_per_session_bytes": registry.memory_per_entry(),
-            "tracked_session_ids": sorted(registry.keys()),
             "shared": self.shared.stats(),
         }

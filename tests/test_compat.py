@@ -1,0 +1,42 @@
+"""Streamlit internals safestate uses: this fails loudly when an upgrade moves one."""
+
+from __future__ import annotations
+
+import threading
+
+import streamlit
+from streamlit.testing.v1 import AppTest
+
+from safestate import _compat
+
+
+def test_every_internal_is_where_safestate_expects_it() -> None:
+    _compat.verify()  # raises StreamlitCompatibilityError naming what moved
+
+
+def test_tested_streamlit_version() -> None:
+    # _compat's notes were checked against this minor version; re-check them on upgrade.
+    assert streamlit.__version__.startswith("1.67."), streamlit.__version__
+
+
+def test_current_run_inside_and_outside_a_session() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        from safestate import _compat
+
+        sid, state, lock = _compat.current_run()  # type: ignore[misc]
+        st.session_state["probe"] = 1
+        st.session_state["found"] = (sid, state["probe"], type(lock).__name__)
+        st.session_state["status"] = _compat.session_status(sid)
+
+    at = AppTest.from_function(app).run()
+    sid, value, lock_type = at.session_state["found"]
+    assert sid and value == 1 and lock_type == "RLock"
+    assert at.session_state["status"] == "unknown"  # AppTest has no real runtime
+
+    seen: list[object] = []
+    t = threading.Thread(target=lambda: seen.append(_compat.current_run()))
+    t.start()
+    t.join(10)
+    assert seen == [None]

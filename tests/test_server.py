@@ -1,0 +1,84 @@
+"""Against a real `streamlit run` server: isolation between sessions and lock lifecycle.
+
+AppTest gives every test the same session id, so isolation and cleanup are tested
+here with several real websocket sessions at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+from conftest import DISCONNECTED_TTL, Server
+from streamlit_client import Run, StreamlitSession
+
+
+def test_concurrent_sessions_never_see_each_others_keys(isolation_server: Server) -> None:
+    names = [f"user{i}" for i in range(6)]
+    rounds = 5
+    results: dict[str, list[Run]] = {}
+    errors: list[BaseException] = []
+
+    def user(name: str) -> None:
+        try:
+            with StreamlitSession(isolation_server.port) as s:
+                results[name] = [s.run(f"name={name}") for _ in range(rounds)]
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=user, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    sids = set()
+    for name in names:
+        last = results[name][-1]
+        assert last.value("OWNER") == name
+        assert last.value("VISITS") == str(rounds)  # no lost or foreign increments
+        assert last.value("KEYS") == f"only_{name},owner,visits"  # nobody else's keys
+        sids.add(last.value("SID"))
+    assert len(sids) == len(names)
+
+
+def _check(monitor: StreamlitSession, sids: list[str]) -> tuple[set[str], dict[str, object]]:
+    run = monitor.run("check=" + ",".join(sids))
+    tracked = {s for s in run.value("TRACKED").split(",") if s}
+    return tracked, json.loads(run.value("STATS"))
+
+
+def test_ended_sessions_are_freed_and_live_ones_kept(isolation_server: Server) -> None:
+    sessions = [StreamlitSession(isolation_server.port) for _ in range(4)]
+    try:
+        sids = [s.run(f"name=life{i}").value("SID") for i, s in enumerate(sessions)]
+        with StreamlitSession(isolation_server.port) as monitor:
+            tracked, _ = _check(monitor, sids)
+            assert tracked == set(sids)
+
+            sessions[0].close()
+            sessions[1].close()
+            closed_at = time.monotonic()
+            tracked, stats = _check(monitor, sids)
+            if time.monotonic() - closed_at < DISCONNECTED_TTL - 1:
+                # Within the TTL a closed tab may come back: its lock must stay.
+                assert tracked == set(sids)
+                assert stats["sessions_disconnected"] >= 2
+
+            deadline = time.monotonic() + DISCONNECTED_TTL + 30
+            while time.monotonic() < deadline:
+                tracked, stats = _check(monitor, sids)
+                if tracked == set(sids[2:]):
+                    break
+                time.sleep(0.2)  # polling interval of a bounded wait
+            assert tracked == set(sids[2:]), "ended sessions still tracked, or live ones dropped"
+            assert int(stats["sessions_cleaned"]) >= 2  # type: ignore[call-overload]
+            assert stats["locks_held"] == 0  # nobody is inside a locked block now
+
+            # The live sessions still work, with their values intact.
+            assert sessions[2].run("").value("OWNER") == "life2"
+            assert sessions[3].run("").value("VISITS") == "1"
+    finally:
+        for s in sessions:
+            s.close()
