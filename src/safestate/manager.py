@@ -106,6 +106,9 @@ class SessionStateManager(Scope):
             raise NoSessionError("session_id")
         return run[0]
 
+    #: The design's name for :meth:`session_id`.
+    _get_session_id = session_id
+
     def current(self) -> SessionHandle:
         """A handle on the calling session for worker threads. Raises NoSessionError outside one."""
         run = _compat.current_run()
