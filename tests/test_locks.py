@@ -32,6 +32,7 @@ def test_freeing_entries_while_they_are_used_never_breaks_mutual_exclusion() -> 
                 counter["n"] = value + 1
             finally:
                 entry.release()
+            time.sleep(0)  # leave the lock free now and then, so the sweeper can free it
 
     def sweeper() -> None:
         while not stop.is_set():
