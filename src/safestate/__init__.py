@@ -6,19 +6,27 @@ The module-level functions are ``session_manager``'s methods.
 
 from __future__ import annotations
 
+from .dependencies import DependencyReport, DependencyStatus
 from .errors import (
+    DependencyNotReady,
     EmptyKeyError,
     InvalidKeyError,
     LockTimeoutError,
+    MissingStateError,
     NoSessionError,
     NotAMappingError,
     SafestateError,
+    SchemaConflictError,
+    StateValidationError,
     StreamlitCompatibilityError,
     TransactionClosedError,
+    UnknownDependencyError,
 )
 from .manager import SessionHandle, SessionStateManager
+from .schema import TypedState
 from .shared import SharedState
 from .transaction import Transaction
+from .validator import HealthReport, InitReport, SessionValidator
 
 #: The app-wide state shared by every session of this process.
 shared = SharedState()
@@ -41,24 +49,63 @@ start_thread = session_manager.start_thread
 cleanup_old_sessions = session_manager.cleanup_old_sessions
 get_session_stats = session_manager.get_session_stats
 
+#: Declared keys, dependencies, page guards and health reports for ``session_manager``.
+session_validator = SessionValidator(session_manager)
+
+ensure_session_initialized = session_validator.ensure_session_initialized
+typed = session_validator.typed
+register_dependency = session_validator.register_dependency
+get_dependency = session_validator.get_dependency
+is_ready = session_validator.is_ready
+validate_session_dependencies = session_validator.validate_session_dependencies
+require = session_validator.require
+guard = session_validator.guard
+reset_session = session_validator.reset_session
+health_report = session_validator.health_report
+get_caso_uso_maestro = session_validator.get_caso_uso_maestro
+get_contenedor = session_validator.get_contenedor
+is_ia_system_ready = session_validator.is_ia_system_ready
+
 __all__ = [
+    "DependencyNotReady",
+    "DependencyReport",
+    "DependencyStatus",
     "EmptyKeyError",
+    "HealthReport",
+    "InitReport",
     "InvalidKeyError",
     "LockTimeoutError",
+    "MissingStateError",
     "NoSessionError",
     "NotAMappingError",
     "SafestateError",
+    "SchemaConflictError",
     "SessionHandle",
     "SessionStateManager",
+    "SessionValidator",
     "SharedState",
+    "StateValidationError",
     "StreamlitCompatibilityError",
     "Transaction",
     "TransactionClosedError",
+    "TypedState",
+    "UnknownDependencyError",
     "cleanup_old_sessions",
     "current",
+    "ensure_session_initialized",
+    "get_caso_uso_maestro",
+    "get_contenedor",
+    "get_dependency",
     "get_session_stats",
+    "guard",
+    "health_report",
     "increment",
+    "is_ia_system_ready",
+    "is_ready",
     "mutate",
+    "register_dependency",
+    "require",
+    "reset_session",
     "safe_delete",
     "safe_exists",
     "safe_get",
@@ -67,8 +114,11 @@ __all__ = [
     "session_id",
     "session_lock",
     "session_manager",
+    "session_validator",
     "shared",
     "start_thread",
     "transaction",
+    "typed",
+    "validate_session_dependencies",
     "with_session_lock",
 ]

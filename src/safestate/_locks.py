@@ -199,6 +199,11 @@ class LockRegistry:
             if self._watch.get(key) is ref:
                 yield key
 
+    def watched_objects(self) -> list[object]:
+        """The live state objects of tracked sessions (for app-wide health reports)."""
+        objects = (ref() for ref in list(self._watch.values()))
+        return [obj for obj in objects if obj is not None]
+
     def keys(self) -> list[str]:
         """A snapshot of the tracked keys."""
         return list(self._entries)

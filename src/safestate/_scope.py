@@ -16,6 +16,7 @@ from typing import Any, TypeVar, overload
 
 from ._locks import ScopeLock
 from .errors import EmptyKeyError, InvalidKeyError, NotAMappingError
+from .schema import SchemaRegistry
 from .transaction import Transaction, apply_changes
 
 T = TypeVar("T")
@@ -40,6 +41,8 @@ class Scope:
 
     #: How errors and stats name this scope.
     scope_name = "state"
+    #: Declared (typed) keys whose writes are validated; None for scopes without schemas.
+    _schema: SchemaRegistry | None = None
 
     # -- what a subclass provides ---------------------------------------------
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
@@ -69,8 +72,14 @@ class Scope:
 
     # -- writes -----------------------------------------------------------------
     def safe_set(self, key: str, value: Any) -> None:
-        """Set ``key`` to ``value``. Raises as safe_get."""
+        """Set ``key`` to ``value``.
+
+        Raises StateValidationError if ``key`` is declared with another type, and as safe_get.
+        """
         check_key(key)
+        schema = self._schema
+        if schema is not None and schema.fields:
+            value = schema.check(key, value)
         lock, state = self._enter("safe_set")
         try:
             lock.ops += 1
@@ -87,6 +96,9 @@ class Scope:
         if not isinstance(updates, Mapping):
             raise NotAMappingError(updates)
         changes = [(check_key(k), v) for k, v in updates.items()]
+        schema = self._schema
+        if schema is not None and schema.fields:
+            changes = [(k, schema.check(k, v)) for k, v in changes]
         lock, state = self._enter("safe_update")
         try:
             lock.ops += 1
@@ -114,7 +126,8 @@ class Scope:
 
         ``fn`` gets ``default`` when the key is not set. If ``fn`` raises, the state
         is unchanged and the exception propagates. Raises TypeError if ``fn`` is not
-        callable, and as safe_get.
+        callable, StateValidationError if the result breaks a declared type, and as
+        safe_get.
         """
         check_key(key)
         if not callable(fn):
@@ -127,6 +140,9 @@ class Scope:
             except KeyError:
                 current = default
             new = fn(current)
+            schema = self._schema
+            if schema is not None and schema.fields:
+                new = schema.check(key, new)
             state[key] = new
             return new
         finally:
@@ -164,7 +180,7 @@ class Scope:
         lock, state = self._enter("transaction", timeout)
         try:
             lock.ops += 1
-            tx = Transaction(state)
+            tx = Transaction(state, self._schema)
             try:
                 yield tx
             except BaseException:

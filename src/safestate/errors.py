@@ -87,3 +87,63 @@ class TransactionClosedError(SafestateError, RuntimeError):
 
 class StreamlitCompatibilityError(SafestateError, RuntimeError):
     """The installed Streamlit no longer has an internal safestate relies on."""
+
+
+class StateValidationError(SafestateError, TypeError):
+    """A value written to a declared (typed) key does not match its declared type."""
+
+    def __init__(self, key: str, expected: str, value: object, model: str, reason: str) -> None:
+        super().__init__(
+            f"{key!r} must be {expected} (declared in {model}); got "
+            f"{type(value).__name__} {value!r:.60}: {reason}. Nothing was written."
+        )
+        self.key = key
+        self.expected = expected
+        self.model = model
+
+
+class SchemaConflictError(SafestateError, TypeError):
+    """Two schemas declare the same key with different types."""
+
+    def __init__(self, key: str, first: str, second: str) -> None:
+        super().__init__(
+            f"session key {key!r} is declared twice with different types: {first} and {second}. "
+            "Rename one of the fields, or declare the key in one schema only."
+        )
+        self.key = key
+
+
+class MissingStateError(SafestateError, LookupError):
+    """Session keys a page needs are not set."""
+
+    def __init__(self, keys: list[str], hint: str = "") -> None:
+        names = ", ".join(repr(k) for k in keys)
+        super().__init__(
+            f"missing session state: {names}. "
+            + (hint or "Initialize them first, e.g. safestate.ensure_session_initialized({...}) "
+               "with a default or factory for each.")
+        )
+        self.keys = keys
+
+
+class UnknownDependencyError(SafestateError, LookupError):
+    """A dependency name that was never registered."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        listed = ", ".join(repr(k) for k in known) or "none yet"
+        super().__init__(
+            f"no dependency named {name!r} is registered (registered: {listed}). Register it "
+            f"with safestate.register_dependency({name!r}, factory) before using it."
+        )
+        self.name = name
+
+
+class DependencyNotReady(SafestateError, RuntimeError):
+    """A dependency could not be built, or failed its health check."""
+
+    def __init__(self, name: str, reason: str, description: str | None = None) -> None:
+        what = f"{description} ({name!r})" if description else repr(name)
+        super().__init__(f"{what} is not ready: {reason}")
+        self.name = name
+        self.reason = reason
+        self.description = description

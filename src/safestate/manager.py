@@ -11,6 +11,7 @@ from . import _compat
 from ._locks import LockRegistry, ScopeLock
 from ._scope import Scope, check_key
 from .errors import NoSessionError
+from .schema import SchemaRegistry
 from .shared import SharedState
 
 _MISSING: Any = object()
@@ -30,6 +31,7 @@ class SessionHandle(Scope):
         self._manager = manager
         self._state = state
         self._view = _compat.WorkerStateView(state)
+        self._schema = manager._schema
         self.session_id = session_id
 
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
@@ -55,9 +57,11 @@ class SessionStateManager(Scope):
     """
 
     scope_name = "session"
+    _schema: SchemaRegistry
 
     def __init__(self, shared: SharedState | None = None, sweep_interval: float = 10.0) -> None:
         self._registry = LockRegistry()
+        self._schema = SchemaRegistry()
         self._sweeping = threading.Lock()
         self.sweep_interval = sweep_interval
         #: The app-wide state shared by every session.
@@ -98,6 +102,9 @@ class SessionStateManager(Scope):
     def safe_exists(self, key: str) -> bool:
         """Whether ``key`` is set in this session. Raises as safe_get."""
         return self.safe_get(key, _MISSING) is not _MISSING
+
+    def _in_session(self) -> bool:
+        return _compat.current_run() is not None
 
     def session_id(self) -> str:
         """The Streamlit session id of the caller. Raises NoSessionError outside a session."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import NotAMappingError, TransactionClosedError
+
+if TYPE_CHECKING:
+    from .schema import SchemaRegistry
 
 _DELETE: Any = object()
 _MISSING: Any = object()
@@ -49,12 +52,19 @@ class Transaction:
     TransactionClosedError when used after its block.
     """
 
-    def __init__(self, state: MutableMapping[str, Any]) -> None:
+    def __init__(
+        self, state: MutableMapping[str, Any], schema: SchemaRegistry | None = None
+    ) -> None:
         from ._scope import check_key
 
         self._check_key = check_key
+        self._schema = schema if schema is not None and schema.fields else None
         self._state: MutableMapping[str, Any] | None = state
         self._staged: dict[str, Any] = {}
+
+    def _checked(self, key: str, value: Any) -> Any:
+        # Validated when staged, so the error points at the line that wrote it.
+        return value if self._schema is None else self._schema.check(key, value)
 
     def _open_state(self) -> MutableMapping[str, Any]:
         if self._state is None:
@@ -85,7 +95,8 @@ class Transaction:
     def set(self, key: str, value: Any) -> None:
         """Stage ``key = value``."""
         self._open_state()
-        self._staged[self._check_key(key)] = value
+        key = self._check_key(key)
+        self._staged[key] = self._checked(key, value)
 
     __setitem__ = set
 
@@ -105,6 +116,7 @@ class Transaction:
         if not isinstance(updates, Mapping):
             raise NotAMappingError(updates)
         checked = {self._check_key(k): v for k, v in updates.items()}
+        checked = {k: self._checked(k, v) for k, v in checked.items()}
         self._staged.update(checked)
 
     def staged(self) -> Iterator[str]:

@@ -1,0 +1,304 @@
+"""Dependencies: objects a page needs (a use case, a DI container, an AI client), built lazily.
+
+Each is built once per scope under the right lock: per session (kept in that
+session's ``st.session_state`` under its name) or once for the whole app (kept
+here, behind a lock of its own so one slow build does not stall the others). A
+factory that raises stores nothing, so the next call builds again.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._scope import check_key
+from .errors import DependencyNotReady, UnknownDependencyError
+
+if TYPE_CHECKING:
+    from .manager import SessionStateManager
+
+Scope = Literal["session", "app"]
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A registered dependency: how to build it and how to tell it is healthy."""
+
+    name: str
+    factory: Callable[[], Any]
+    health_check: Callable[[Any], Any] | None
+    required: bool
+    scope: Scope
+    description: str
+
+    @property
+    def label(self) -> str:
+        """How a page names it to a person."""
+        return self.description or self.name
+
+
+@dataclass(frozen=True)
+class DependencyStatus:
+    """What is known of one dependency in one scope. Names and types only, never its value."""
+
+    name: str
+    scope: Scope
+    required: bool
+    present: bool
+    healthy: bool
+    error: str | None = None
+    checked_at: datetime | None = None
+    type_name: str | None = None
+    description: str = ""
+
+    def as_row(self) -> dict[str, Any]:
+        """A table row for reports."""
+        return {
+            "dependency": self.name,
+            "scope": self.scope,
+            "required": self.required,
+            "present": self.present,
+            "healthy": self.healthy,
+            "type": self.type_name or "",
+            "error": self.error or "",
+            "checked": self.checked_at.strftime("%H:%M:%S") if self.checked_at else "",
+        }
+
+
+@dataclass
+class DependencyReport:
+    """The state of every registered dependency for the calling session."""
+
+    statuses: list[DependencyStatus] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every required dependency is present and healthy."""
+        return all(s.healthy for s in self.statuses if s.required)
+
+    @property
+    def failing(self) -> list[DependencyStatus]:
+        """Required dependencies that are missing or unhealthy."""
+        return [s for s in self.statuses if s.required and not s.healthy]
+
+    @property
+    def degraded(self) -> list[DependencyStatus]:
+        """Optional dependencies that are missing or unhealthy."""
+        return [s for s in self.statuses if not s.required and not s.healthy]
+
+    def __getitem__(self, name: str) -> DependencyStatus:
+        for status in self.statuses:
+            if status.name == name:
+                return status
+        raise KeyError(name)
+
+    def render(self) -> None:
+        """Draw the report in the current Streamlit page."""
+        import streamlit as st
+
+        if self.ok and not self.degraded:
+            st.success(f"All {len(self.statuses)} dependencies are ready.")
+        elif self.ok:
+            st.warning("Running with optional parts unavailable: "
+                       + ", ".join(s.description or s.name for s in self.degraded))
+        else:
+            st.error("Not ready: " + ", ".join(s.description or s.name for s in self.failing))
+        if self.statuses:
+            st.dataframe([s.as_row() for s in self.statuses], hide_index=True)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+class DependencyRegistry:
+    """Registered dependencies, their app-wide instances and each scope's last check."""
+
+    def __init__(self, manager: SessionStateManager) -> None:
+        self._manager = manager
+        self._deps: dict[str, Dependency] = {}
+        self._app_values: dict[str, Any] = {}
+        self._app_locks: dict[str, threading.Lock] = {}
+        self._app_status: dict[str, DependencyStatus] = {}
+        # Per session, keyed by its state object: gone when the session is.
+        self._session_status: weakref.WeakKeyDictionary[Any, dict[str, DependencyStatus]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._guard = threading.Lock()
+
+    # -- registration ---------------------------------------------------------------------
+    def register(
+        self,
+        name: str,
+        factory: Callable[[], Any],
+        *,
+        health_check: Callable[[Any], Any] | None = None,
+        required: bool = True,
+        scope: Scope = "session",
+        description: str = "",
+    ) -> Dependency:
+        """Register a dependency; re-registering (as every rerun does) replaces its factory.
+
+        Raises InvalidKeyError/EmptyKeyError, TypeError for a non-callable factory or
+        health check, ValueError for an unknown scope or a change of scope.
+        """
+        check_key(name)
+        if not callable(factory):
+            raise TypeError(
+                f"register_dependency({name!r}, factory): factory must be a zero-argument "
+                f"callable that builds it, got {type(factory).__name__}"
+            )
+        if health_check is not None and not callable(health_check):
+            raise TypeError(
+                f"register_dependency({name!r}, health_check=...): must be a callable taking "
+                f"the dependency, got {type(health_check).__name__}"
+            )
+        if scope not in ("session", "app"):
+            raise ValueError(
+                f"register_dependency({name!r}, scope={scope!r}): scope must be 'session' "
+                "(one per user session) or 'app' (one for everyone)"
+            )
+        dep = Dependency(name, factory, health_check, bool(required), scope, description)
+        with self._guard:
+            old = self._deps.get(name)
+            if old is not None and old.scope != scope:
+                raise ValueError(
+                    f"dependency {name!r} is already registered with scope={old.scope!r}; "
+                    "a name keeps its scope"
+                )
+            self._deps[name] = dep
+            self._app_locks.setdefault(name, threading.Lock())
+        return dep
+
+    def names(self) -> list[str]:
+        """Registered names, in registration order."""
+        return list(self._deps)
+
+    def lookup(self, name: str) -> Dependency:
+        """The registered dependency. Raises UnknownDependencyError."""
+        dep = self._deps.get(name) if isinstance(name, str) else None
+        if dep is None:
+            check_key(name)
+            raise UnknownDependencyError(name, self.names())
+        return dep
+
+    def is_registered(self, name: str) -> bool:
+        """Whether ``name`` is a registered dependency."""
+        return name in self._deps
+
+    # -- building and checking -------------------------------------------------------------
+    def get(self, name: str, validate: bool = True) -> Any:
+        """The dependency, built once per scope.
+
+        Raises DependencyNotReady (build failed or unhealthy), UnknownDependencyError.
+        """
+        dep = self.lookup(name)
+        if dep.scope == "app":
+            return self._get_app(dep, validate)
+        return self._get_session(dep, validate)
+
+    def _get_session(self, dep: Dependency, validate: bool) -> Any:
+        # Under the session lock: racing threads of one session build it once.
+        lock, state = self._manager._enter("get_dependency")
+        try:
+            try:
+                value = state[dep.name]
+            except KeyError:
+                value = self._build(dep, state)
+                state[dep.name] = value
+            if validate:
+                self._check(dep, value, state)
+            return value
+        finally:
+            lock.release()
+
+    def _get_app(self, dep: Dependency, validate: bool) -> Any:
+        value = self._app_values.get(dep.name, _MISSING)
+        if value is _MISSING:
+            with self._app_locks[dep.name]:
+                value = self._app_values.get(dep.name, _MISSING)
+                if value is _MISSING:
+                    value = self._build(dep, None)
+                    self._app_values[dep.name] = value
+        if validate:
+            self._check(dep, value, None)
+        return value
+
+    def _build(self, dep: Dependency, state: Any) -> Any:
+        try:
+            return dep.factory()
+        except Exception as exc:
+            reason = _reason(exc)
+            self._record(dep, state, present=False, healthy=False, error=reason)
+            raise DependencyNotReady(dep.name, f"could not be built ({reason})",
+                                     dep.description) from exc
+
+    def _check(self, dep: Dependency, value: Any, state: Any) -> None:
+        error = None
+        if dep.health_check is not None:
+            try:
+                if dep.health_check(value) is False:
+                    error = "its health check failed"
+            except Exception as exc:
+                error = f"its health check raised {_reason(exc)}"
+        self._record(dep, state, present=True, healthy=error is None, error=error,
+                     type_name=type(value).__name__)
+        if error is not None:
+            raise DependencyNotReady(dep.name, error, dep.description)
+
+    def _record(self, dep: Dependency, state: Any, *, present: bool, healthy: bool,
+                error: str | None, type_name: str | None = None) -> None:
+        status = DependencyStatus(dep.name, dep.scope, dep.required, present, healthy, error,
+                                  _now(), type_name, dep.description)
+        with self._guard:
+            if dep.scope == "app":
+                self._app_status[dep.name] = status
+            else:
+                self._session_status.setdefault(state, {})[dep.name] = status
+
+    def discard(self, name: str) -> None:
+        """Drop the built instance in the calling scope, so the next get builds it anew."""
+        dep = self.lookup(name)
+        if dep.scope == "app":
+            with self._app_locks[name]:
+                self._app_values.pop(name, None)
+        else:
+            self._manager.safe_delete(name)
+
+    # -- reporting -------------------------------------------------------------------------
+    def status(self, dep: Dependency, state: Any) -> DependencyStatus:
+        """The last known status of ``dep`` in the session owning ``state`` (or the app)."""
+        if dep.scope == "app":
+            present = dep.name in self._app_values
+            known = self._app_status.get(dep.name)
+        else:
+            try:
+                state[dep.name]
+                present = True
+            except KeyError:
+                present = False
+            known = self._session_status.get(state, {}).get(dep.name)
+        if known is not None and known.present == present:
+            return known
+        return DependencyStatus(dep.name, dep.scope, dep.required, present, False,
+                                None if present else "not built yet", None, None,
+                                dep.description)
+
+    def session_statuses(self, state: Any) -> list[DependencyStatus]:
+        """Every dependency's last known status for one session."""
+        return [self.status(dep, state) for dep in self._deps.values()]
+
+    def forget_session(self, state: Any) -> None:
+        """Drop a session's recorded checks (its state was reset)."""
+        with self._guard:
+            self._session_status.pop(state, None)
