@@ -10,12 +10,9 @@ the GIL; the registry lock is only taken to create or remove entries.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import tracemalloc
-import weakref
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from time import monotonic, perf_counter_ns
 
 from .errors import LockTimeoutError
@@ -31,15 +28,16 @@ class ScopeLock:
     """
 
     __slots__ = (
-        "__weakref__",
         "_lock",
         "dead",
         "depth",
+        "extra",
         "key",
         "last_used",
         "ops",
         "outer",
         "owner",
+        "state",
         "wait_ns",
         "waits",
     )
@@ -55,6 +53,10 @@ class ScopeLock:
         self.last_used = monotonic()
         self.dead = False
         self.outer: threading.RLock | None = None
+        # The session's state object (what health reports look at) and the library's own
+        # per-session data (dependency checks); both go when the entry does.
+        self.state: object = None
+        self.extra: dict[str, object] | None = None
 
     def acquire(self, timeout: float | None = None, outer: threading.RLock | None = None) -> None:
         """Take the lock (again, if this thread holds it). Raises LockTimeoutError.
@@ -116,8 +118,6 @@ class LockRegistry:
     def __init__(self) -> None:
         self._entries: dict[str, ScopeLock] = {}
         self._guard = threading.Lock()  # creation and removal only
-        self._gone: deque[tuple[str, weakref.ref[object]]] = deque()
-        self._watch: dict[str, weakref.ref[object]] = {}
         self.cleaned = 0
         self.removed_ops = 0
         self.removed_waits = 0
@@ -140,39 +140,28 @@ class LockRegistry:
     ) -> ScopeLock:
         """Take the lock of ``key``, creating its entry if needed. Raises LockTimeoutError.
 
-        ``owner_obj`` (the session's state object) is watched with a weak
-        reference: when it is garbage-collected the entry becomes removable even
-        when no runtime can say that the session ended.
+        ``owner_obj`` is the session's state object, kept on the entry for health
+        reports (Streamlit's SessionState has __slots__ and no __weakref__, so the
+        entry holds it until the entry is freed).
         """
         while True:
             entry = self._entries.get(key)
             if entry is None:
-                entry = self._create(key, owner_obj)
+                entry = self._create(key)
             entry.acquire(timeout, outer)
             if not entry.dead:
+                if owner_obj is not None and entry.state is not owner_obj:
+                    entry.state = owner_obj  # AppTest reuses one session id for new states
                 return entry
             entry.release()
 
-    def _create(self, key: str, owner_obj: object) -> ScopeLock:
+    def _create(self, key: str) -> ScopeLock:
         with self._guard:
             entry = self._entries.get(key)
             if entry is None:
                 entry = ScopeLock(key)
                 self._entries[key] = entry
-                if owner_obj is not None:
-                    self._watch_owner(key, owner_obj)
             return entry
-
-    def _watch_owner(self, key: str, owner_obj: object) -> None:
-        gone = self._gone
-
-        def on_collect(ref: weakref.ref[object], key: str = key) -> None:
-            # Runs in whatever thread the GC runs in: only append (atomic).
-            gone.append((key, ref))
-
-        # An object that is not weak-referenceable leaves the runtime as the only judge.
-        with contextlib.suppress(TypeError):
-            self._watch[key] = weakref.ref(owner_obj, on_collect)
 
     def remove_if_free(self, key: str) -> bool:
         """Remove ``key``'s entry if no thread holds or waits for its lock now."""
@@ -183,7 +172,7 @@ class LockRegistry:
             entry.dead = True
             if self._entries.get(key) is entry:
                 del self._entries[key]
-            self._watch.pop(key, None)
+            entry.state = entry.extra = None
             self.cleaned += 1
             self.removed_ops += entry.ops
             self.removed_waits += entry.waits
@@ -191,18 +180,9 @@ class LockRegistry:
         entry.release()
         return True
 
-    def collected(self) -> Iterator[str]:
-        """Keys whose watched state object was garbage-collected since the last call."""
-        while self._gone:
-            key, ref = self._gone.popleft()
-            # A newer state object may have taken this key over (AppTest reuses ids).
-            if self._watch.get(key) is ref:
-                yield key
-
-    def watched_objects(self) -> list[object]:
-        """The live state objects of tracked sessions (for app-wide health reports)."""
-        objects = (ref() for ref in list(self._watch.values()))
-        return [obj for obj in objects if obj is not None]
+    def states(self) -> list[object]:
+        """The state objects of tracked sessions (for app-wide health reports)."""
+        return [e.state for e in self.entries() if e.state is not None]
 
     def keys(self) -> list[str]:
         """A snapshot of the tracked keys."""
@@ -213,11 +193,9 @@ class LockRegistry:
         return list(self._entries.values())
 
     def sweep(self, is_ended: Callable[[str], bool]) -> int:
-        """Remove entries of ended sessions (and collected state) whose lock is free."""
+        """Remove entries of ended sessions whose lock is free."""
         self.last_sweep = monotonic()
         removed = 0
-        for key in list(self.collected()):
-            removed += self.remove_if_free(key)
         for key in self.keys():
             if is_ended(key):
                 removed += self.remove_if_free(key)

@@ -9,7 +9,6 @@ factory that raises stores nothing, so the next call builds again.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -130,10 +129,6 @@ class DependencyRegistry:
         self._app_values: dict[str, Any] = {}
         self._app_locks: dict[str, threading.Lock] = {}
         self._app_status: dict[str, DependencyStatus] = {}
-        # Per session, keyed by its state object: gone when the session is.
-        self._session_status: weakref.WeakKeyDictionary[Any, dict[str, DependencyStatus]] = (
-            weakref.WeakKeyDictionary()
-        )
         self._guard = threading.Lock()
 
     # -- registration ---------------------------------------------------------------------
@@ -260,11 +255,24 @@ class DependencyRegistry:
                 error: str | None, type_name: str | None = None) -> None:
         status = DependencyStatus(dep.name, dep.scope, dep.required, present, healthy, error,
                                   _now(), type_name, dep.description)
-        with self._guard:
-            if dep.scope == "app":
+        if dep.scope == "app":
+            with self._guard:
                 self._app_status[dep.name] = status
-            else:
-                self._session_status.setdefault(state, {})[dep.name] = status
+        else:
+            # Called under the session lock: the session's bookkeeping entry is ours to change.
+            self._session_checks(state, create=True)[dep.name] = status
+
+    def _session_checks(self, state: Any, create: bool = False) -> dict[str, DependencyStatus]:
+        """The dependency checks recorded for the session owning ``state``."""
+        entry = self._manager._entry_of(state)
+        if entry is None:
+            return {}
+        if entry.extra is None:
+            if not create:
+                return {}
+            entry.extra = {}
+        checks = entry.extra.setdefault("dependency_checks", {})
+        return checks  # type: ignore[return-value]
 
     def discard(self, name: str) -> None:
         """Drop the built instance in the calling scope, so the next get builds it anew."""
@@ -287,7 +295,7 @@ class DependencyRegistry:
                 present = True
             except KeyError:
                 present = False
-            known = self._session_status.get(state, {}).get(dep.name)
+            known = self._session_checks(state).get(dep.name)
         if known is not None and known.present == present:
             return known
         return DependencyStatus(dep.name, dep.scope, dep.required, present, False,
@@ -300,5 +308,4 @@ class DependencyRegistry:
 
     def forget_session(self, state: Any) -> None:
         """Drop a session's recorded checks (its state was reset)."""
-        with self._guard:
-            self._session_status.pop(state, None)
+        self._session_checks(state).clear()

@@ -103,6 +103,16 @@ class SessionStateManager(Scope):
         """Whether ``key`` is set in this session. Raises as safe_get."""
         return self.safe_get(key, _MISSING) is not _MISSING
 
+    def _entry_of(self, state: Any) -> ScopeLock | None:
+        """The bookkeeping entry of the session whose state object is ``state``."""
+        run = _compat.current_run()
+        if run is not None and run[1] is state:
+            return self._registry.get(run[0])
+        for entry in self._registry.entries():
+            if entry.state is state:
+                return entry
+        return None
+
     def _in_session(self) -> bool:
         return _compat.current_run() is not None
 

@@ -420,7 +420,7 @@ class SessionValidator:
         return HealthReport("session", ok, keys, missing, deps, session_label=label)
 
     def _app_health(self) -> HealthReport:
-        states = self._manager._registry.watched_objects()
+        states = self._manager._registry.states()
         missing: dict[str, int] = {}
         failing: dict[str, int] = {}
         for state in states:

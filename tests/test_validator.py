@@ -1,0 +1,410 @@
+"""Declared keys, dependencies, the recovery panel and health reports, in real script runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import safestate
+from safestate import (
+    EmptyKeyError,
+    InvalidKeyError,
+    MissingStateError,
+    UnknownDependencyError,
+)
+
+
+def run(app: Any, **kwargs: Any) -> AppTest:
+    return AppTest.from_function(app, kwargs=kwargs, default_timeout=60).run()
+
+
+def markdown(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def labels(at: AppTest) -> list[str]:
+    return [b.label for b in at.button]
+
+
+def guarded_page(flag: str) -> None:
+    import streamlit as st
+
+    import safestate as ss
+
+    def connect() -> dict[str, str]:
+        if not ss.shared.safe_get(flag, False):
+            raise ConnectionError("database unreachable at db:5432")
+        return {"dsn": "db:5432"}
+
+    ss.register_dependency(f"db_{flag}", connect, description="The orders database")
+    ss.increment("visits")
+    deps = ss.require(f"db_{flag}")
+    st.markdown(f"PAGE OK {deps[f'db_{flag}']['dsn']} visits={ss.safe_get('visits')}")
+
+
+def test_require_shows_the_panel_then_retry_renders_the_page() -> None:
+    at = run(guarded_page, flag="t1_up")
+    assert not at.exception
+    assert len(at.error) == 1
+    assert "The orders database" in at.error[0].value
+    assert "database unreachable at db:5432" in at.error[0].value
+    assert labels(at) == ["Retry", "Reset my session"]
+    assert not any(m.startswith("PAGE OK") for m in markdown(at))
+
+    at.button(key="safestate_recovery_retry").click().run()  # still down: still the panel
+    assert len(at.error) == 1 and not any(m.startswith("PAGE OK") for m in markdown(at))
+
+    safestate.shared.safe_set("t1_up", True)  # the database comes back
+    at.button(key="safestate_recovery_retry").click().run()
+    assert not at.error
+    assert "PAGE OK db:5432 visits=3" in markdown(at)
+
+
+def test_reset_my_session_clears_this_sessions_state() -> None:
+    at = run(guarded_page, flag="t2_up")
+    at.run()
+    assert at.session_state["visits"] == 2
+    at.button(key="safestate_recovery_reset").click().run()
+    assert at.session_state["visits"] == 1  # state cleared, then this run counted once
+
+
+def test_unhealthy_dependency_is_rebuilt_on_retry() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        builds = ss.shared.increment("t3_builds")
+        ss.register_dependency(
+            "model_t3",
+            lambda: {"build": builds},
+            health_check=lambda m: ss.shared.safe_get("t3_healthy", False),
+            description="The AI model",
+        )
+        model = ss.require("model_t3")["model_t3"]
+        st.markdown(f"MODEL {model['build']}")
+
+    at = run(app)
+    assert "The AI model" in at.error[0].value and "health check failed" in at.error[0].value
+    safestate.shared.safe_set("t3_healthy", True)
+    at.button(key="safestate_recovery_retry").click().run()
+    assert not at.error
+    assert markdown(at) == ["MODEL 2"]  # the unhealthy instance was dropped and rebuilt
+
+
+def test_optional_dependency_degrades_with_a_warning() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        def broken() -> None:
+            raise TimeoutError("recommendations service timed out")
+
+        ss.register_dependency("recs_t4", broken, required=False, description="Recommendations")
+        recs = ss.require("recs_t4")["recs_t4"]
+        st.markdown(f"PAGE OK recs={recs}")
+
+    at = run(app)
+    assert not at.error
+    assert "Recommendations is unavailable" in at.warning[0].value
+    assert "timed out" in at.warning[0].value
+    assert markdown(at) == ["PAGE OK recs=None"]
+
+
+def test_guard_turns_a_deep_failure_into_the_panel() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.register_dependency("cfg_t5", lambda: 1 / 0, description="Configuration")
+
+        @ss.guard()
+        def page() -> None:
+            st.markdown("before")
+            ss.get_dependency("cfg_t5")
+            st.markdown("after")
+
+        page()
+
+    at = run(app)
+    assert not at.exception
+    assert "Configuration" in at.error[0].value and "ZeroDivisionError" in at.error[0].value
+    assert markdown(at) == ["before"]
+    assert labels(at) == ["Retry", "Reset my session"]
+
+
+def test_guard_lets_other_errors_through() -> None:
+    def app() -> None:
+        import safestate as ss
+
+        with ss.guard():
+            raise ValueError("a real bug")
+
+    at = run(app)
+    assert at.exception and "a real bug" in at.exception[0].message
+
+
+def test_ensure_session_initialized_creates_once_and_reports() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        calls = ss.shared.increment("t6_factory_calls")  # counts script runs, see below
+        del calls
+        report = ss.ensure_session_initialized(
+            {"cart": [], "user": lambda: ss.shared.increment("t6_user_built")}
+        )
+        st.session_state["report"] = (report.created, report.present, report.ok)
+        st.session_state["cart"].append("x")
+
+    at = run(app)
+    assert at.session_state["report"] == (["cart", "user"], [], True)
+    at.run()
+    assert at.session_state["report"] == ([], ["cart", "user"], True)
+    assert at.session_state["cart"] == ["x", "x"]
+    assert safestate.shared.safe_get("t6_user_built") == 1
+
+
+def test_defaults_are_copied_per_session() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.ensure_session_initialized({"tags": ss.shared.safe_get("t7_template")})
+        st.session_state["tags"].append("mine")
+
+    safestate.shared.safe_set("t7_template", ["base"])
+    first, second = run(app), run(app)
+    assert first.session_state["tags"] == ["base", "mine"]
+    assert second.session_state["tags"] == ["base", "mine"]
+    assert safestate.shared.safe_get("t7_template") == ["base"]
+
+
+def test_a_failing_factory_writes_nothing_and_retry_builds() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        def profile() -> dict[str, str]:
+            if not ss.shared.safe_get("t8_ok", False):
+                raise OSError("profile service down")
+            return {"name": "ada"}
+
+        ss.ensure_session_initialized({"theme": "dark", "profile": profile})
+        st.markdown(f"PAGE OK {ss.safe_get('profile')['name']}")
+
+    at = run(app)
+    assert "profile" in at.error[0].value and "profile service down" in at.error[0].value
+    assert "theme" not in at.session_state  # all or nothing
+    safestate.shared.safe_set("t8_ok", True)
+    at.button(key="safestate_recovery_retry").click().run()
+    assert markdown(at) == ["PAGE OK ada"]
+    assert at.session_state["theme"] == "dark"
+
+
+@pytest.mark.parametrize("on_missing", ["recover", "raise", "return"])
+def test_ensure_with_names_reports_missing_keys(on_missing: str) -> None:
+    def app(on_missing: str) -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.safe_set("present_t9", 1)
+        try:
+            report = ss.ensure_session_initialized(
+                ["present_t9", "absent_t9"], on_missing=on_missing
+            )
+            st.session_state["r"] = (report.ok, report.missing)
+        except ss.MissingStateError as exc:
+            st.session_state["r"] = ("raised", exc.keys, str(exc))
+
+    at = run(app, on_missing=on_missing)
+    if on_missing == "recover":
+        assert "`absent_t9` is missing" in at.error[0].value
+        assert labels(at) == ["Retry", "Reset my session"]
+    elif on_missing == "raise":
+        _, keys, message = at.session_state["r"]
+        assert keys == ["absent_t9"] and "absent_t9" in message
+    else:
+        assert at.session_state["r"] == (False, ["absent_t9"])
+
+
+def test_racing_initializers_run_each_factory_once() -> None:
+    def app() -> None:
+        import threading
+        import time
+
+        import streamlit as st
+        from streamlit.runtime.scriptrunner import add_script_run_ctx, get_script_run_ctx
+
+        import safestate as ss
+
+        def slow(counter: str):  # type: ignore[no-untyped-def]
+            def build() -> object:
+                ss.shared.increment(counter)
+                time.sleep(0.02)  # widen the window in which a second builder could start
+                return object()
+
+            return build
+
+        ss.register_dependency("svc_t10", slow("t10_session_builds"))
+        ss.register_dependency("pool_t10", slow("t10_app_builds"), scope="app")
+        key_factory = slow("t10_key_builds")
+        ctx = get_script_run_ctx()
+        seen: list[tuple[int, int, int]] = []
+        start = threading.Barrier(8)
+
+        def racer() -> None:
+            start.wait(10)
+            ss.ensure_session_initialized({"k_t10": key_factory})
+            seen.append((id(ss.get_dependency("svc_t10")), id(ss.get_dependency("pool_t10")),
+                         id(ss.safe_get("k_t10"))))
+
+        threads = [threading.Thread(target=racer) for _ in range(8)]
+        for t in threads:
+            add_script_run_ctx(t, ctx)
+            t.start()
+        for t in threads:
+            t.join(30)
+        st.session_state["distinct"] = [len(set(column)) for column in zip(*seen, strict=True)]
+        st.session_state["n"] = len(seen)
+
+    at = run(app)
+    assert not at.exception
+    assert at.session_state["n"] == 8
+    assert at.session_state["distinct"] == [1, 1, 1]
+    for counter in ("t10_session_builds", "t10_app_builds", "t10_key_builds"):
+        assert safestate.shared.safe_get(counter) == 1, counter
+
+
+def test_design_aliases() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.register_dependency("caso_uso_maestro", lambda: "use-case")
+        ss.register_dependency("contenedor", lambda: {"container": True})
+        ss.register_dependency("ia_system", lambda: "model",
+                               health_check=lambda m: ss.shared.safe_get("t11_ia", False))
+        st.session_state["r"] = (
+            ss.get_caso_uso_maestro(validate=True),
+            ss.get_contenedor(),
+            ss.is_ia_system_ready(),
+        )
+        ss.ensure_session_initialized(["caso_uso_maestro", "contenedor"])
+        st.markdown("PAGE OK")
+
+    at = run(app)
+    assert at.session_state["r"] == ("use-case", {"container": True}, False)
+    assert markdown(at) == ["PAGE OK"]
+    assert at.session_state["caso_uso_maestro"] == "use-case"  # plain st.session_state sees it
+    safestate.shared.safe_set("t11_ia", True)
+    at.run()
+    assert at.session_state["r"][2] is True
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "words"),
+    [
+        ("register_dependency('x_t12', 'not callable')", TypeError, ["x_t12", "callable"]),
+        ("register_dependency('x_t12', dict, health_check=1)", TypeError, ["health_check"]),
+        ("register_dependency('x_t12', dict, scope='user')", ValueError, ["scope", "'user'"]),
+        ("register_dependency(7, dict)", InvalidKeyError, ["int"]),
+        ("register_dependency('', dict)", EmptyKeyError, ["''"]),
+        ("get_dependency('nope_t12')", UnknownDependencyError, ["nope_t12", "register_dependency"]),
+        ("is_ready('nope_t12')", UnknownDependencyError, ["nope_t12"]),
+        ("ensure_session_initialized([3])", InvalidKeyError, ["int"]),
+        ("ensure_session_initialized(['a'], on_missing='ignore')", ValueError, ["on_missing"]),
+        ("health_report('world')", ValueError, ["'world'"]),
+    ],
+)
+def test_bad_input_is_named_and_changes_nothing(
+    call: str, error: type[Exception], words: list[str]
+) -> None:
+    def app(call: str) -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        before = ss.session_validator.dependencies.names()
+        try:
+            eval(f"ss.{call}", {"ss": ss})
+        except Exception as exc:
+            st.session_state["error"] = (type(exc), str(exc))
+        st.session_state["unchanged"] = ss.session_validator.dependencies.names() == before
+
+    at = run(app, call=call)
+    kind, message = at.session_state["error"]
+    assert issubclass(kind, error), message
+    for word in words:
+        assert word in message
+    assert at.session_state["unchanged"]
+
+
+def test_validate_session_dependencies_reports_each_and_renders() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.register_dependency("good_t13", lambda: [1, 2], description="Good one")
+        ss.register_dependency("bad_t13", lambda: {}, health_check=lambda v: bool(v))
+        ss.register_dependency("opt_t13", lambda: 1 / 0, required=False)
+        report = ss.validate_session_dependencies()
+        report.render()
+        st.session_state["r"] = (
+            report.ok,
+            [s.name for s in report.failing],
+            [s.name for s in report.degraded],
+            (report["good_t13"].present, report["good_t13"].healthy,
+             report["good_t13"].type_name, report["good_t13"].checked_at is not None),
+            report["opt_t13"].error,
+        )
+
+    at = run(app)
+    ok, failing, degraded, good, opt_error = at.session_state["r"]
+    assert ok is False
+    assert "bad_t13" in failing and "good_t13" not in failing
+    assert "opt_t13" in degraded
+    assert good == (True, True, "list", True)
+    assert "ZeroDivisionError" in opt_error
+    assert at.error and "bad_t13" in at.error[0].value
+    assert len(at.dataframe) == 1
+
+
+def test_health_reports_name_keys_never_values() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.safe_set("password_t14", "secret-value-123")
+        ss.ensure_session_initialized(["password_t14", "token_t14"], on_missing="return")
+        session = ss.health_report()
+        app_wide = ss.health_report("app")
+        st.session_state["r"] = (session.to_dict(), app_wide.to_dict())
+        session.render()
+        app_wide.render()
+
+    at = run(app)
+    assert not at.exception
+    session, app_wide = at.session_state["r"]
+    assert "secret-value-123" not in repr(session) + repr(app_wide)
+    row = next(k for k in session["keys"] if k["key"] == "password_t14")
+    assert row["type"] == "str" and row["length"] == len("secret-value-123")
+    assert "token_t14" in session["missing_keys"] and not session["ok"]
+    assert app_wide["sessions"] >= 1
+    assert app_wide["sessions_missing_keys"].get("token_t14", 0) >= 1
+
+
+def test_missing_state_error_is_a_lookup_error() -> None:
+    assert issubclass(MissingStateError, LookupError)
+    assert issubclass(UnknownDependencyError, LookupError)
