@@ -225,7 +225,7 @@ def test_conflicting_declarations_and_non_models_are_refused() -> None:
 
     registry = SchemaRegistry()
     registry.declare(A)
-    with pytest.raises(SchemaConflictError, match="s8_value.*int in A.*str in B"):
+    with pytest.raises(SchemaConflictError, match=r"s8_value.*int in A.*str in B"):
         registry.declare(B)
     assert registry.fields["s8_value"].model == "A"  # unchanged
     with pytest.raises(TypeError, match="pydantic BaseModel subclass or a dataclass"):
