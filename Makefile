@@ -20,7 +20,7 @@ test: lint
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	$(VENV)/bin/streamlit run examples/demo/app.py --server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false
+	SAFESTATE_ADMIN_PASSWORD=$${SAFESTATE_ADMIN_PASSWORD:-demo-admin} $(VENV)/bin/streamlit run examples/demo/app.py --server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py

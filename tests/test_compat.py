@@ -25,14 +25,14 @@ def test_current_run_inside_and_outside_a_session() -> None:
 
         from safestate import _compat
 
-        sid, state, lock = _compat.current_run()  # type: ignore[misc]
+        sid, state = _compat.current_run()  # type: ignore[misc]
         st.session_state["probe"] = 1
-        st.session_state["found"] = (sid, state["probe"], type(lock).__name__)
+        st.session_state["found"] = (sid, state["probe"], type(state).__name__)
         st.session_state["status"] = _compat.session_status(sid)
 
     at = AppTest.from_function(app).run()
-    sid, value, lock_type = at.session_state["found"]
-    assert sid and value == 1 and lock_type == "RLock"
+    sid, value, state_type = at.session_state["found"]
+    assert sid and value == 1 and state_type == "SessionState"
     assert at.session_state["status"] == "unknown"  # AppTest has no real runtime
 
     seen: list[object] = []

@@ -73,8 +73,9 @@ def test_cleanup_old_sessions_never_drops_a_held_lock() -> None:
         import streamlit as st
 
         import safestate as ss
+        from safestate._locks import LockRegistry
 
-        manager = ss.SessionStateManager()
+        manager = ss.SessionStateManager(registry=LockRegistry())
         # 60 other sessions' entries, idle, as if their scripts ran earlier.
         for i in range(60):
             manager._registry.acquire(f"idle-{i}").release()
@@ -83,19 +84,26 @@ def test_cleanup_old_sessions_never_drops_a_held_lock() -> None:
             st.session_state["held_kept"] = manager.is_tracked(ss.session_id())
         st.session_state["freed"] = freed
         st.session_state["left"] = manager.get_session_stats()["sessions_tracked"]
-        for bad in (-1, "5", 2.5):
+        for bad in ({"max_sessions": -1}, {"max_sessions": "5"}, {"max_sessions": 2.5},
+                    {"idle_seconds": "x"}, {"idle_seconds": float("nan")}, {"idle_seconds": True}):
             try:
-                manager.cleanup_old_sessions(bad)  # type: ignore[arg-type]
+                manager.cleanup_old_sessions(**bad)  # type: ignore[arg-type]
             except (TypeError, ValueError) as exc:
-                st.session_state.setdefault("errors", []).append(str(exc))
+                st.session_state.setdefault("errors", []).append(
+                    (next(iter(bad)), type(exc).__name__, str(exc)))
 
     at = AppTest.from_function(app).run()
     assert not at.exception
     assert at.session_state["held_kept"] is True
     assert at.session_state["freed"] == 51
     assert at.session_state["left"] == 10
-    assert len(at.session_state["errors"]) == 3
-    assert all("max_sessions" in e for e in at.session_state["errors"])
+    errors = at.session_state["errors"]
+    assert [(arg, kind) for arg, kind, _ in errors] == [
+        ("max_sessions", "ValueError"), ("max_sessions", "TypeError"),
+        ("max_sessions", "TypeError"), ("idle_seconds", "TypeError"),
+        ("idle_seconds", "ValueError"), ("idle_seconds", "TypeError"),
+    ]
+    assert all(arg in message for arg, _, message in errors)
 
 
 def test_cleanup_keeps_recently_used_sessions() -> None:
@@ -103,8 +111,9 @@ def test_cleanup_keeps_recently_used_sessions() -> None:
         import streamlit as st
 
         import safestate as ss
+        from safestate._locks import LockRegistry
 
-        manager = ss.SessionStateManager()
+        manager = ss.SessionStateManager(registry=LockRegistry())
         for i in range(20):
             manager._registry.acquire(f"busy-{i}").release()
         st.session_state["freed"] = manager.cleanup_old_sessions(max_sessions=5, idle_seconds=3600)

@@ -1,44 +1,29 @@
-"""safestate demo (minimal for now): per-session counter, shared counter, a background worker."""
-
-import time
+"""safestate demo: run with `make demo`, open http://127.0.0.1:8501 in two browser windows."""
 
 import streamlit as st
+from demo_common import load_css, register_dependencies, state
 
 import safestate
 
-st.set_page_config(page_title="safestate demo", page_icon="🔒")
-st.title("safestate demo")
-st.caption(f"Your session: `{safestate.session_id()[:8]}…`")
+st.set_page_config(page_title="safestate demo", page_icon="🔒", layout="wide")
+load_css()
+register_dependencies()
+state()  # declare this session's keys (defaults on the first run)
 
-left, right = st.columns(2)
-with left:
-    st.subheader("Just you")
-    if st.button("Add 1 to my counter"):
-        safestate.increment("clicks")
-    st.metric("My clicks", safestate.safe_get("clicks", 0))
-with right:
-    st.subheader("Everyone")
-    if st.button("Add 1 to the shared counter"):
-        safestate.shared.increment("clicks")
-    st.metric("Everyone's clicks", safestate.shared.safe_get("clicks", 0))
-
-st.subheader("Background work")
-
-
-def work(handle: safestate.SessionHandle) -> None:
-    for step in range(1, 11):
-        time.sleep(0.3)  # stands in for real work
-        handle.safe_set("progress", step * 10)
-
-
-if st.button("Start a worker thread"):
-    safestate.safe_set("progress", 0)
-    safestate.start_thread(work)
-
-
-@st.fragment(run_every=0.5)
-def progress() -> None:
-    st.progress(safestate.safe_get("progress", 0) / 100, text="worker progress")
-
-
-progress()
+pages = st.navigation(
+    [
+        st.Page("pages/home.py", title="Overview", icon="🏠", default=True),
+        st.Page("pages/ai.py", title="AI assistant", icon="🤖"),
+        st.Page("pages/worker.py", title="Background work", icon="⚙️"),
+        st.Page("pages/race.py", title="Race", icon="🏁"),
+        st.Page("pages/board.py", title="Shared board", icon="📋"),
+        st.Page("pages/sessions.py", title="Sessions", icon="📈"),
+    ]
+)
+with st.sidebar:
+    st.markdown(
+        f"<span class='ss-pill'>session {safestate.session_id()[:8]}</span>",
+        unsafe_allow_html=True,
+    )
+    st.caption("Open this app in a second window: that is a second user.")
+pages.run()

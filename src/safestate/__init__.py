@@ -24,12 +24,12 @@ from .errors import (
 )
 from .manager import SessionHandle, SessionStateManager
 from .schema import TypedState
-from .shared import SharedState
+from .shared import SharedState, shared_state
 from .transaction import Transaction
 from .validator import HealthReport, InitReport, SessionValidator
 
 #: The app-wide state shared by every session of this process.
-shared = SharedState()
+shared = shared_state
 #: The calling session's state manager.
 session_manager = SessionStateManager(shared)
 

@@ -11,6 +11,7 @@ Checked against Streamlit 1.67.0.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Literal
 
 # Why: the script thread carries its ScriptRunContext as an attribute; this is
@@ -25,21 +26,25 @@ if TYPE_CHECKING:
 
 SessionStatus = Literal["active", "disconnected", "ended", "unknown"]
 
+#: How long a worker's write waits for Streamlit's run lock before writing without it.
+#: Streamlit holds that lock for microseconds to compact state at the start of a run,
+#: but for as long as widget callbacks take after that; a callback waiting for the
+#: worker must not deadlock with it, and after compaction the write is safe anyway.
+RUN_LOCK_WAIT = 0.25
 
-def current_run() -> tuple[str, SessionState, threading.RLock] | None:
-    """The calling thread's (session id, session state, run lock), or None.
+
+def current_run() -> tuple[str, SessionState] | None:
+    """The calling thread's (session id, session state), or None outside a script run.
 
     ``ctx.session_state`` is the per-run ``SafeSessionState`` wrapper (since 1.15);
-    its ``_state`` is the session's own ``SessionState`` that lives across runs, and
-    its ``_lock`` is the lock Streamlit takes around its own state changes in this
-    run. Writing through ``_state`` skips the wrapper's yield callback, so a rerun
+    its ``_state`` is the session's own ``SessionState`` that lives across runs.
+    Writing through ``_state`` skips the wrapper's yield callback, so a rerun
     request cannot interrupt safestate half-way through a multi-key write.
     """
     ctx = get_script_run_ctx(suppress_warning=True)
     if ctx is None:
         return None
-    wrapper: Any = ctx.session_state
-    return ctx.session_id, wrapper._state, wrapper._lock
+    return ctx.session_id, ctx.session_state._state
 
 
 def _runtime_session_manager() -> Any | None:
@@ -63,28 +68,110 @@ def session_status(session_id: str) -> SessionStatus:
     mgr = _runtime_session_manager()
     if mgr is None:
         return "unknown"
-    info = mgr.get_session_info(session_id)
-    if info is None:
-        return "ended"
-    # SessionInfo/ActiveSessionInfo (since 1.12): a client is attached while connected.
-    return "active" if getattr(info, "client", None) is not None else "disconnected"
+    if mgr.is_active_session(session_id):  # a plain dict read
+        return "active"
+    # The storage of disconnected sessions is a TTLCache whose reads reorder it:
+    # read it under the lock Streamlit itself takes around it (WebsocketSessionManager
+    # ._storage_lock and ._session_storage, since 1.18 / 1.60).
+    with mgr._storage_lock:
+        info = mgr._session_storage.get(session_id)
+    return "ended" if info is None else "disconnected"
 
 
-def script_lock_for(session_id: str) -> threading.RLock | None:
-    """The lock of the session's current script run, for writes from worker threads.
-
-    Streamlit compacts a session's state at the start of each run under that run's
-    ``SafeSessionState._lock``; a write from another thread in the middle of it can
-    be lost. AppSession._scriptrunner (since 1.0) -> ScriptRunner._session_state.
-    """
+def _script_lock_for(session_id: str) -> threading.RLock | None:
+    # AppSession._scriptrunner (since 1.0) -> ScriptRunner._session_state._lock: the
+    # lock under which Streamlit compacts the session's state when a run starts.
     mgr = _runtime_session_manager()
     if mgr is None:
         return None
-    info = mgr.get_session_info(session_id)
-    runner = getattr(getattr(info, "session", None), "_scriptrunner", None)
-    wrapper = getattr(runner, "_session_state", None)
-    lock = getattr(wrapper, "_lock", None)
-    return lock if lock is not None else None
+    info = mgr.get_active_session_info(session_id)
+    if info is None:
+        return None
+    runner = info.session._scriptrunner
+    return None if runner is None else runner._session_state._lock
+
+
+class _RunLock:
+    """Streamlit's lock of a session's current run, taken briefly around a worker's write."""
+
+    __slots__ = ("_lock", "_session_id")
+
+    def __init__(self, session_id: str) -> None:
+        self._session_id = session_id
+        self._lock: threading.RLock | None = None
+
+    def __enter__(self) -> None:
+        deadline = time.monotonic() + RUN_LOCK_WAIT
+        while True:
+            lock = _script_lock_for(self._session_id)
+            if lock is None:
+                return  # no run in progress: nothing to exclude
+            if not lock.acquire(True, max(0.0, deadline - time.monotonic())):
+                return  # held long: a callback, past compaction (see RUN_LOCK_WAIT)
+            if _script_lock_for(self._session_id) is lock:
+                self._lock = lock
+                return
+            lock.release()  # a new run started meanwhile: take its lock instead
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+class WorkerStateView:
+    """A session's state as seen from a thread with no script context.
+
+    ``SessionState.__setitem__`` asks for the thread's script context to refuse
+    writes to widgets drawn in the current run, and logs a warning on every call
+    when there is none; a worker writes the way Streamlit's own
+    ``reset_state_value`` does instead. Each write holds the current run's lock
+    (see ``_RunLock``), and also lands in ``_old_state`` so that a compaction
+    that copied the key just before the write cannot drop it.
+    """
+
+    __slots__ = ("_session_id", "_state")
+
+    def __init__(self, session_id: str, state: SessionState) -> None:
+        self._session_id = session_id
+        self._state = state
+
+    def __getitem__(self, key: str) -> Any:
+        return self._state[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        with _RunLock(self._session_id):
+            self._state.reset_state_value(key, value)
+            self._state._old_state[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        with _RunLock(self._session_id):
+            del self._state[key]
+
+    @property
+    def filtered_state(self) -> dict[str, Any]:
+        return self._state.filtered_state
+
+
+def snapshot(state: Any) -> dict[str, Any]:
+    """The user-visible keys and values of a session's state (widgets with keys included).
+
+    ``SessionState.filtered_state`` (since 1.0) iterates Streamlit's dicts, which
+    another thread of the session may change meanwhile; try again if it does.
+    """
+    if isinstance(state, dict):
+        return dict(state)
+    for _ in range(10):
+        try:
+            return dict(state.filtered_state)
+        except RuntimeError:  # "dictionary changed size during iteration"
+            continue
+    return dict(state.filtered_state)
+
+
+def user_keys(state: Any) -> list[str]:
+    """The user-visible keys of a session's state."""
+    return list(snapshot(state))
 
 
 def verify() -> None:
@@ -96,7 +183,7 @@ def verify() -> None:
     from streamlit.runtime import Runtime
     from streamlit.runtime.app_session import AppSession
     from streamlit.runtime.scriptrunner import ScriptRunner
-    from streamlit.runtime.session_manager import SessionInfo
+    from streamlit.runtime.session_manager import ActiveSessionInfo
     from streamlit.runtime.state.safe_session_state import SafeSessionState
     from streamlit.runtime.state.session_state import SessionState
     from streamlit.runtime.websocket_session_manager import WebsocketSessionManager
@@ -109,44 +196,23 @@ def verify() -> None:
                 "safestate/_compat.py."
             )
 
+    def assigns(cls: type, attr: str) -> bool:
+        return attr in vars(cls)["__init__"].__code__.co_names
+
     wrapper = SafeSessionState(SessionState(), lambda: None)
     need(isinstance(getattr(wrapper, "_state", None), SessionState), "SafeSessionState._state")
     need(type(getattr(wrapper, "_lock", None)) is type(threading.RLock()), "SafeSessionState._lock")
     used = ("__getitem__", "__setitem__", "__delitem__", "filtered_state", "reset_state_value")
     for name in used:
         need(hasattr(SessionState, name), f"SessionState.{name}")
+    need("_old_state" in SessionState.__slots__, "SessionState._old_state")
     need(callable(getattr(Runtime, "exists", None)), "Runtime.exists")
     need(callable(getattr(Runtime, "instance", None)), "Runtime.instance")
-    need("_session_mgr" in Runtime.__init__.__code__.co_names, "Runtime._session_mgr")
-    need("client" in SessionInfo.__annotations__, "SessionInfo.client")
-    need(hasattr(WebsocketSessionManager, "get_session_info"), "SessionManager.get_session_info")
-    need("_scriptrunner" in AppSession.__init__.__code__.co_names, "AppSession._scriptrunner")
-    need("_session_state" in ScriptRunner.__init__.__code__.co_names, "ScriptRunner._session_state")
-
-
-class WorkerStateView:
-    """A session's state as seen from a thread with no script context.
-
-    ``SessionState.__setitem__`` asks for the thread's script context to refuse
-    writes to widgets drawn in the current run, and logs a warning on every call
-    when there is none. A worker has no run, so it writes the way Streamlit's own
-    ``reset_state_value`` does (same dict, no context lookup).
-    """
-
-    __slots__ = ("_state",)
-
-    def __init__(self, state: SessionState) -> None:
-        self._state = state
-
-    def __getitem__(self, key: str) -> Any:
-        return self._state[key]
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self._state.reset_state_value(key, value)
-
-    def __delitem__(self, key: str) -> None:
-        del self._state[key]
-
-    @property
-    def filtered_state(self) -> dict[str, Any]:
-        return self._state.filtered_state
+    need(assigns(Runtime, "_session_mgr"), "Runtime._session_mgr")
+    for name in ("is_active_session", "get_active_session_info"):
+        need(callable(getattr(WebsocketSessionManager, name, None)), f"SessionManager.{name}")
+    for name in ("_storage_lock", "_session_storage"):
+        need(assigns(WebsocketSessionManager, name), f"WebsocketSessionManager.{name}")
+    need("session" in ActiveSessionInfo.__annotations__, "ActiveSessionInfo.session")
+    need(assigns(AppSession, "_scriptrunner"), "AppSession._scriptrunner")
+    need(assigns(ScriptRunner, "_session_state"), "ScriptRunner._session_state")

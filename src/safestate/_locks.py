@@ -10,14 +10,24 @@ the GIL; the registry lock is only taken to create or remove entries.
 
 from __future__ import annotations
 
+import sys
 import threading
-import tracemalloc
 from collections.abc import Callable
 from time import monotonic, perf_counter_ns
 
 from .errors import LockTimeoutError
 
 _get_ident = threading.get_ident
+
+
+def check_timeout(timeout: float | None) -> None:
+    """Raise TypeError/ValueError unless ``timeout`` is None or a number >= 0."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r:.40}")
+    if not timeout >= 0:  # also refuses NaN
+        raise ValueError(f"timeout must be >= 0 seconds (or None to wait), got {timeout!r}")
 
 
 class ScopeLock:
@@ -33,17 +43,18 @@ class ScopeLock:
         "depth",
         "extra",
         "key",
+        "label",
         "last_used",
         "ops",
-        "outer",
         "owner",
         "state",
         "wait_ns",
         "waits",
     )
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, label: str = "") -> None:
         self.key = key
+        self.label = label or key  # how errors name it (never a session id)
         self._lock = threading.Lock()
         self.owner: int | None = None
         self.depth = 0
@@ -52,51 +63,40 @@ class ScopeLock:
         self.wait_ns = 0
         self.last_used = monotonic()
         self.dead = False
-        self.outer: threading.RLock | None = None
         # The session's state object (what health reports look at) and the library's own
         # per-session data (dependency checks); both go when the entry does.
         self.state: object = None
         self.extra: dict[str, object] | None = None
 
-    def acquire(self, timeout: float | None = None, outer: threading.RLock | None = None) -> None:
-        """Take the lock (again, if this thread holds it). Raises LockTimeoutError.
+    def acquire(self, timeout: float | None = None) -> int:
+        """Take the lock (again, if this thread holds it); return the ns waited.
 
-        ``outer`` is taken first and held until the outermost release: Streamlit's
-        lock of the session's script run. Always taking it before this one (and
-        never while holding this one) keeps the two in one order, so a widget
-        callback, which runs under Streamlit's lock, cannot deadlock with a worker.
+        Raises LockTimeoutError.
         """
         me = _get_ident()
         if self.owner == me:
             self.depth += 1
-            return
-        wait = -1 if timeout is None else timeout
-        if outer is not None and not outer.acquire(True, wait):
-            raise LockTimeoutError(self.key, timeout or 0.0)
+            return 0
+        waited = 0
         if not self._lock.acquire(False):
             start = perf_counter_ns()
-            if not self._lock.acquire(True, wait):
-                if outer is not None:
-                    outer.release()
-                raise LockTimeoutError(self.key, timeout or 0.0)
+            if not self._lock.acquire(True, -1 if timeout is None else timeout):
+                raise LockTimeoutError(self.label, timeout or 0.0)
+            waited = perf_counter_ns() - start
             # Counted after acquiring: only the holder writes the counters.
             self.waits += 1
-            self.wait_ns += perf_counter_ns() - start
+            self.wait_ns += waited
         self.owner = me
         self.depth = 1
-        self.outer = outer
+        return waited
 
     def release(self) -> None:
         """Release one level of the lock."""
         self.depth -= 1
         if self.depth == 0:
-            outer = self.outer
-            self.outer = None
             self.last_used = monotonic()
             self.owner = None
             self._lock.release()
-            if outer is not None:
-                outer.release()
 
     def try_acquire_free(self) -> bool:
         """Take the lock only if nobody, this thread included, holds it."""
@@ -115,9 +115,10 @@ class ScopeLock:
 class LockRegistry:
     """Session id -> ScopeLock, created on first use, removed only when safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "this session's state") -> None:
         self._entries: dict[str, ScopeLock] = {}
-        self._guard = threading.Lock()  # creation and removal only
+        self._guard = threading.Lock()  # creation, removal and totals only
+        self._label = label
         self.cleaned = 0
         self.removed_ops = 0
         self.removed_waits = 0
@@ -132,39 +133,44 @@ class LockRegistry:
         return self._entries.get(key)
 
     def acquire(
-        self,
-        key: str,
-        owner_obj: object = None,
-        timeout: float | None = None,
-        outer: threading.RLock | None = None,
+        self, key: str, owner_obj: object = None, timeout: float | None = None
     ) -> ScopeLock:
         """Take the lock of ``key``, creating its entry if needed. Raises LockTimeoutError.
 
         ``owner_obj`` is the session's state object, kept on the entry for health
         reports (Streamlit's SessionState has __slots__ and no __weakref__, so the
-        entry holds it until the entry is freed).
+        entry holds it until the entry is freed). ``timeout`` bounds the whole call.
         """
+        deadline = None if timeout is None else monotonic() + timeout
         while True:
             entry = self._entries.get(key)
             if entry is None:
                 entry = self._create(key)
-            entry.acquire(timeout, outer)
+            left = None if deadline is None else max(0.0, deadline - monotonic())
+            try:
+                waited = entry.acquire(left)
+            except LockTimeoutError:
+                raise LockTimeoutError(entry.label, timeout or 0.0) from None
             if not entry.dead:
                 if owner_obj is not None and entry.state is not owner_obj:
                     entry.state = owner_obj  # AppTest reuses one session id for new states
                 return entry
+            if waited:  # the wait went into an entry already totalled: count it here
+                with self._guard:
+                    self.removed_waits += 1
+                    self.removed_wait_ns += waited
             entry.release()
 
     def _create(self, key: str) -> ScopeLock:
         with self._guard:
             entry = self._entries.get(key)
             if entry is None:
-                entry = ScopeLock(key)
+                entry = ScopeLock(key, self._label)
                 self._entries[key] = entry
             return entry
 
     def remove_if_free(self, key: str) -> bool:
-        """Remove ``key``'s entry if no thread holds or waits for its lock now."""
+        """Remove ``key``'s entry if no thread holds its lock now."""
         entry = self._entries.get(key)
         if entry is None or not entry.try_acquire_free():
             return False
@@ -180,9 +186,11 @@ class LockRegistry:
         entry.release()
         return True
 
-    def states(self) -> list[object]:
-        """The state objects of tracked sessions (for app-wide health reports)."""
-        return [e.state for e in self.entries() if e.state is not None]
+    def totals(self) -> tuple[list[ScopeLock], int, int, int, int]:
+        """(entries, cleaned, removed ops, removed waits, removed wait ns), read together."""
+        with self._guard:
+            return (list(self._entries.values()), self.cleaned, self.removed_ops,
+                    self.removed_waits, self.removed_wait_ns)
 
     def keys(self) -> list[str]:
         """A snapshot of the tracked keys."""
@@ -201,34 +209,9 @@ class LockRegistry:
                 removed += self.remove_if_free(key)
         return removed
 
-    def memory_per_entry(self) -> int:
-        """Bytes one entry costs the library: measured once with tracemalloc, then cached."""
-        global _MEMORY_PER_ENTRY
-        if _MEMORY_PER_ENTRY is None:
-            _MEMORY_PER_ENTRY = _measure_entry_memory()
-        return _MEMORY_PER_ENTRY
-
-
-_MEMORY_PER_ENTRY: int | None = None
-
-
-def _measure_entry_memory(count: int = 500) -> int:
-    owners = [_Probe() for _ in range(count)]
-    keys = [f"{i:08d}-0000-4000-8000-000000000000" for i in range(count)]
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        scratch = LockRegistry()
-        for key, owner in zip(keys, owners, strict=True):
-            scratch.acquire(key, owner).release()
-        used = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        if not was_tracing:
-            tracemalloc.stop()
-    return max(1, used // count)
-
-
-class _Probe:
-    """Stands in for a session's state object when measuring."""
+    @staticmethod
+    def memory_per_entry() -> int:
+        """Bytes of bookkeeping one tracked session costs (entry, lock, key, dict slot)."""
+        probe = ScopeLock("00000000-0000-4000-8000-000000000000")
+        table = sys.getsizeof({str(i): i for i in range(1024)}) // 1024
+        return sys.getsizeof(probe) + sys.getsizeof(probe._lock) + sys.getsizeof(probe.key) + table

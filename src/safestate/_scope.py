@@ -14,7 +14,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ContextDecorator, contextmanager
 from typing import Any, TypeVar, overload
 
-from ._locks import ScopeLock
+from ._compat import user_keys
+from ._locks import ScopeLock, check_timeout
 from .errors import EmptyKeyError, InvalidKeyError, NotAMappingError
 from .schema import SchemaRegistry
 from .transaction import Transaction, apply_changes
@@ -177,6 +178,7 @@ class Scope:
 
     @contextmanager
     def _transaction(self, timeout: float | None) -> Iterator[Transaction]:
+        check_timeout(timeout)
         lock, state = self._enter("transaction", timeout)
         try:
             lock.ops += 1
@@ -221,21 +223,16 @@ class Scope:
         """The keys set in this scope (a snapshot). Raises as safe_get."""
         lock, state = self._enter("keys")
         try:
-            return sorted(k for k in _user_keys(state))
+            return sorted(user_keys(state))
         finally:
             lock.release()
-
-
-def _user_keys(state: Any) -> Iterator[str]:
-    if isinstance(state, dict):
-        return iter(list(state))
-    return iter(list(state.filtered_state))
 
 
 class _Held(ContextDecorator):
     """A scope's lock held for a ``with`` block or a decorated call."""
 
     def __init__(self, scope: Scope, timeout: float | None) -> None:
+        check_timeout(timeout)
         self._scope = scope
         self._timeout = timeout
         self._held = threading.local()

@@ -8,6 +8,7 @@ factory that raises stores nothing, so the next call builds again.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from ._scope import check_key
 from .errors import DependencyNotReady, UnknownDependencyError
 
 if TYPE_CHECKING:
+    from ._locks import ScopeLock
     from .manager import SessionStateManager
 
 Scope = Literal["session", "app"]
@@ -115,8 +117,12 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+_CREDENTIALS = re.compile(r"(\w+://)[^/\s:@]*:[^/\s@]*@")
+
+
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
+    """A short, shareable reason: the exception's type and message, URL credentials masked."""
+    text = _CREDENTIALS.sub(r"\1***@", str(exc).strip())
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
@@ -262,9 +268,11 @@ class DependencyRegistry:
             # Called under the session lock: the session's bookkeeping entry is ours to change.
             self._session_checks(state, create=True)[dep.name] = status
 
-    def _session_checks(self, state: Any, create: bool = False) -> dict[str, DependencyStatus]:
+    def _session_checks(
+        self, state: Any, create: bool = False, entry: ScopeLock | None = None
+    ) -> dict[str, DependencyStatus]:
         """The dependency checks recorded for the session owning ``state``."""
-        entry = self._manager._entry_of(state)
+        entry = entry or self._manager._entry_of(state)
         if entry is None:
             return {}
         if entry.extra is None:
@@ -284,7 +292,9 @@ class DependencyRegistry:
             self._manager.safe_delete(name)
 
     # -- reporting -------------------------------------------------------------------------
-    def status(self, dep: Dependency, state: Any) -> DependencyStatus:
+    def status(
+        self, dep: Dependency, state: Any, entry: ScopeLock | None = None
+    ) -> DependencyStatus:
         """The last known status of ``dep`` in the session owning ``state`` (or the app)."""
         if dep.scope == "app":
             present = dep.name in self._app_values
@@ -295,17 +305,15 @@ class DependencyRegistry:
                 present = True
             except KeyError:
                 present = False
-            known = self._session_checks(state).get(dep.name)
+            known = self._session_checks(state, entry=entry).get(dep.name)
         if known is not None and known.present == present:
             return known
         return DependencyStatus(dep.name, dep.scope, dep.required, present, False,
                                 None if present else "not built yet", None, None,
                                 dep.description)
 
-    def session_statuses(self, state: Any) -> list[DependencyStatus]:
+    def session_statuses(
+        self, state: Any, entry: ScopeLock | None = None
+    ) -> list[DependencyStatus]:
         """Every dependency's last known status for one session."""
-        return [self.status(dep, state) for dep in self._deps.values()]
-
-    def forget_session(self, state: Any) -> None:
-        """Drop a session's recorded checks (its state was reset)."""
-        self._session_checks(state).clear()
+        return [self.status(dep, state, entry) for dep in self._deps.values()]

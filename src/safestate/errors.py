@@ -54,10 +54,10 @@ class EmptyKeyError(SafestateError, ValueError):
 class NotAMappingError(SafestateError, TypeError):
     """``safe_update`` was given something that is not a mapping."""
 
-    def __init__(self, value: object) -> None:
+    def __init__(self, value: object, call: str = "safe_update") -> None:
         super().__init__(
-            f"safe_update() takes a mapping of key -> value; got {type(value).__name__}. "
-            "Pass a dict, e.g. safe_update({'a': 1}) or safe_update(dict(pairs)). "
+            f"{call}() takes a mapping of key -> value; got {type(value).__name__}. "
+            f"Pass a dict, e.g. {call}({{'a': 1}}) or {call}(dict(pairs)). "
             "Nothing was written."
         )
         self.value = value

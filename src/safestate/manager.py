@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import threading
 from collections.abc import Callable
 from time import monotonic
@@ -12,9 +14,19 @@ from ._locks import LockRegistry, ScopeLock
 from ._scope import Scope, check_key
 from .errors import NoSessionError
 from .schema import SchemaRegistry
-from .shared import SharedState
+from .shared import SharedState, shared_state
 
 _MISSING: Any = object()
+
+# One registry and one schema per process: two managers must never hand out two
+# different locks for one session, nor disagree on a key's declared type.
+_REGISTRY = LockRegistry()
+_SCHEMA = SchemaRegistry()
+
+
+def session_label(session_id: str) -> str:
+    """A short, stable name for a session that does not reveal its id (ids resume sessions)."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:8]
 
 
 class SessionHandle(Scope):
@@ -30,13 +42,12 @@ class SessionHandle(Scope):
     def __init__(self, manager: SessionStateManager, session_id: str, state: Any) -> None:
         self._manager = manager
         self._state = state
-        self._view = _compat.WorkerStateView(state)
+        self._view = _compat.WorkerStateView(session_id, state)
         self._schema = manager._schema
         self.session_id = session_id
 
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
-        outer = _compat.script_lock_for(self.session_id)
-        lock = self._manager._registry.acquire(self.session_id, self._state, timeout, outer)
+        lock = self._manager._registry.acquire(self.session_id, self._state, timeout)
         return lock, self._view
 
     def is_alive(self) -> bool:
@@ -44,7 +55,7 @@ class SessionHandle(Scope):
         return _compat.session_status(self.session_id) != "ended"
 
     def __repr__(self) -> str:
-        return f"SessionHandle({self.session_id!r})"
+        return f"<SessionHandle {session_label(self.session_id)}>"
 
 
 class SessionStateManager(Scope):
@@ -59,24 +70,31 @@ class SessionStateManager(Scope):
     scope_name = "session"
     _schema: SchemaRegistry
 
-    def __init__(self, shared: SharedState | None = None, sweep_interval: float = 10.0) -> None:
-        self._registry = LockRegistry()
-        self._schema = SchemaRegistry()
+    def __init__(
+        self,
+        shared: SharedState | None = None,
+        *,
+        registry: LockRegistry | None = None,
+        sweep_interval: float = 10.0,
+    ) -> None:
+        # A registry of its own is for tests only: see _REGISTRY.
+        self._registry = registry if registry is not None else _REGISTRY
+        self._schema = _SCHEMA
         self._sweeping = threading.Lock()
         self.sweep_interval = sweep_interval
-        #: The app-wide state shared by every session.
-        self.shared = shared if shared is not None else SharedState()
+        #: The app-wide state shared by every session (the process's one ``shared``).
+        self.shared = shared if shared is not None else shared_state
 
     # -- finding the session ------------------------------------------------------------
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
         run = _compat.current_run()
         if run is None:
             raise NoSessionError(op)
-        sid, state, run_lock = run
+        sid, state = run
         registry = self._registry
         if registry.get(sid) is None and monotonic() - registry.last_sweep >= self.sweep_interval:
             self._sweep()
-        return registry.acquire(sid, state, timeout, run_lock), state
+        return registry.acquire(sid, state, timeout), state
 
     def safe_get(self, key: str, default: Any = None) -> Any:
         """The value of ``key`` in this session, or ``default`` when it is not set.
@@ -175,8 +193,10 @@ class SessionStateManager(Scope):
             raise TypeError(f"max_sessions must be an int, got {type(max_sessions).__name__}")
         if max_sessions < 0:
             raise ValueError(f"max_sessions must be >= 0, got {max_sessions}")
-        if not isinstance(idle_seconds, (int, float)) or idle_seconds < 0:
-            raise ValueError(f"idle_seconds must be a number >= 0, got {idle_seconds!r}")
+        if isinstance(idle_seconds, bool) or not isinstance(idle_seconds, (int, float)):
+            raise TypeError(f"idle_seconds must be a number, got {type(idle_seconds).__name__}")
+        if math.isnan(idle_seconds) or idle_seconds < 0:
+            raise ValueError(f"idle_seconds must be >= 0, got {idle_seconds!r}")
         freed = self._sweep()
         excess = len(self._registry) - max_sessions
         if excess <= 0:
@@ -201,8 +221,7 @@ class SessionStateManager(Scope):
         Sweeps ended sessions first, so the figures are current.
         """
         self._sweep()
-        registry = self._registry
-        entries = registry.entries()
+        entries, cleaned, ops, waits, wait_ns = self._registry.totals()
         status = {"active": 0, "disconnected": 0, "ended": 0, "unknown": 0}
         for entry in entries:
             status[_compat.session_status(entry.key)] += 1
@@ -212,11 +231,11 @@ class SessionStateManager(Scope):
             "sessions_disconnected": status["disconnected"],
             "sessions_ended": status["ended"],
             "sessions_untold": status["unknown"],
-            "sessions_cleaned": registry.cleaned,
+            "sessions_cleaned": cleaned,
             "locks_held": sum(e.held for e in entries),
-            "lock_waits": registry.removed_waits + sum(e.waits for e in entries),
-            "lock_wait_seconds": (registry.removed_wait_ns + sum(e.wait_ns for e in entries)) / 1e9,
-            "operations": registry.removed_ops + sum(e.ops for e in entries),
-            "memory_per_session_bytes": registry.memory_per_entry(),
+            "lock_waits": waits + sum(e.waits for e in entries),
+            "lock_wait_seconds": (wait_ns + sum(e.wait_ns for e in entries)) / 1e9,
+            "operations": ops + sum(e.ops for e in entries),
+            "memory_per_session_bytes": self._registry.memory_per_entry(),
             "shared": self.shared.stats(),
         }

@@ -18,7 +18,7 @@ class SharedState(Scope):
     scope_name = "shared state"
 
     def __init__(self) -> None:
-        self._lock = ScopeLock("shared")
+        self._lock = ScopeLock("shared", "the shared state")
         self._data: dict[str, Any] = {}
 
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
@@ -40,3 +40,7 @@ class SharedState(Scope):
             "lock_wait_seconds": lock.wait_ns / 1e9,
             "lock_held": lock.held,
         }
+
+
+#: The process's app-wide state (``safestate.shared``).
+shared_state = SharedState()

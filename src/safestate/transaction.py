@@ -16,14 +16,17 @@ _MISSING: Any = object()
 
 
 def apply_changes(state: MutableMapping[str, Any], changes: Iterable[tuple[str, Any]]) -> None:
-    """Apply (key, value-or-_DELETE) pairs in order; if one fails, undo the others and re-raise.
+    """Apply (key, value-or-_DELETE) pairs; if one fails, undo the others and re-raise.
 
     A write can fail half-way through: e.g. Streamlit refuses to set a key whose
     widget was already drawn in this run. The undo log restores what was there.
+    Writes go first and deletes last: deleting a present key cannot fail, and a
+    deleted widget key could not be restored as the widget's again.
     """
+    ordered = sorted(changes, key=lambda change: change[1] is _DELETE)  # stable
     undo: list[tuple[str, bool, Any]] = []
     try:
-        for key, value in changes:
+        for key, value in ordered:
             try:
                 old, had = state[key], True
             except KeyError:
@@ -114,7 +117,7 @@ class Transaction:
         """Stage several writes."""
         self._open_state()
         if not isinstance(updates, Mapping):
-            raise NotAMappingError(updates)
+            raise NotAMappingError(updates, "Transaction.update")
         checked = {self._check_key(k): v for k, v in updates.items()}
         checked = {k: self._checked(k, v) for k, v in checked.items()}
         self._staged.update(checked)

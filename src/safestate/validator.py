@@ -5,17 +5,17 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import hashlib
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ContextDecorator
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn, TypeVar, cast
 
+from ._compat import snapshot, user_keys
 from ._scope import Scope, check_key
 from .dependencies import DependencyRegistry, DependencyReport, DependencyStatus, _reason
 from .errors import DependencyNotReady, MissingStateError
-from .manager import SessionStateManager
+from .manager import SessionStateManager, session_label
 from .recovery import Problem, show_recovery
 from .schema import TypedState
 from .transaction import apply_changes
@@ -356,13 +356,13 @@ class SessionValidator:
         """Clear every key of the calling session's state (widgets' too); return how many."""
         lock, state = self._manager._enter("reset_session")
         try:
-            keys = list(state.filtered_state)
+            keys = user_keys(state)
             for key in keys:
                 with contextlib.suppress(KeyError):
                     del state[key]
+            lock.extra = None  # this session's recorded dependency checks
         finally:
             lock.release()
-        self.dependencies.forget_session(state)
         return len(keys)
 
     def _problem_of(self, exc: BaseException) -> Problem:
@@ -409,25 +409,26 @@ class SessionValidator:
         sid = self._manager.session_id()
         lock, state = self._manager._enter("health_report")
         try:
-            snapshot = dict(state.filtered_state)
+            values = snapshot(state)
         finally:
             lock.release()
-        keys = [_describe(k, v) for k, v in sorted(snapshot.items())]
-        missing = [k for k in self._declared if k not in snapshot]
+        keys = [_describe(k, v) for k, v in sorted(values.items())]
+        missing = [k for k in self._declared if k not in values]
         deps = self.dependencies.session_statuses(state)
         ok = not missing and all(d.healthy or not d.required or not d.present for d in deps)
-        label = hashlib.sha256(sid.encode()).hexdigest()[:8]
-        return HealthReport("session", ok, keys, missing, deps, session_label=label)
+        return HealthReport("session", ok, keys, missing, deps, session_label=session_label(sid))
 
     def _app_health(self) -> HealthReport:
-        states = self._manager._registry.states()
+        # Presence checks only (single dict reads): no other session's lock is needed,
+        # and no value leaves its session.
+        entries = [e for e in self._manager._registry.entries() if e.state is not None]
         missing: dict[str, int] = {}
         failing: dict[str, int] = {}
-        for state in states:
+        for entry in entries:
             for key in self._declared:
-                if not _present(state, key):
+                if not _present(entry.state, key):
                     missing[key] = missing.get(key, 0) + 1
-            for status in self.dependencies.session_statuses(state):
+            for status in self.dependencies.session_statuses(entry.state, entry):
                 if status.present and not status.healthy:
                     failing[status.name] = failing.get(status.name, 0) + 1
         app_deps = [self.dependencies.status(self.dependencies.lookup(n), None)
@@ -437,7 +438,7 @@ class SessionValidator:
             if status.present and not status.healthy:
                 failing[status.name] = failing.get(status.name, 0) + 1
         ok = not failing
-        return HealthReport("app", ok, dependencies=app_deps, sessions=len(states),
+        return HealthReport("app", ok, dependencies=app_deps, sessions=len(entries),
                             sessions_missing_keys=missing, sessions_failing_dependencies=failing)
 
 

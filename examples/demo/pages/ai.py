@@ -1,0 +1,31 @@
+import streamlit as st
+
+import safestate
+
+st.title("AI assistant")
+st.markdown(
+    "This page needs the AI system, a dependency that takes a moment to start and has a health "
+    "check. Break it to see what a user sees instead of a traceback."
+)
+
+controls = st.columns([1, 1, 3])
+if controls[0].button("Break the AI", key="break_ai"):
+    safestate.shared.safe_set("ai_healthy", False)
+if controls[1].button("Fix the AI", key="fix_ai"):
+    safestate.shared.safe_set("ai_healthy", True)
+
+with st.spinner("Starting the AI system…"):
+    deps = safestate.require("ia_system", "recommendations")
+model = deps["ia_system"]
+
+st.success(f"The AI system is ready (started at {model.loaded_at}).", icon="🤖")
+question = st.text_input("Ask a question", key="question", placeholder="What does safestate do?")
+if question:
+    st.markdown(f"**Answer:** {model.answer(question)}")
+
+st.subheader("Recommendations (optional)")
+if deps["recommendations"] is None:
+    st.caption("Optional parts degrade gracefully: the page goes on without them.")
+else:
+    for tip in deps["recommendations"]:
+        st.markdown(f"- {tip}")

@@ -1,0 +1,32 @@
+import streamlit as st
+from demo_common import state
+
+import safestate
+
+st.title("safestate")
+st.markdown(
+    "Session state for multi-user Streamlit apps that is **safe under threads, reruns and many "
+    "users**. Every page here shows one thing it does; open a second browser window to be a "
+    "second user."
+)
+safestate.ensure_session_initialized(["caso_uso_maestro", "contenedor"])
+s = state()
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Just you")
+    st.text_input("Your nickname", key="nickname", placeholder="e.g. Ada")
+    if st.button("Add 1 to my counter", key="my_counter"):
+        s.my_clicks += 1
+    st.metric("My clicks", s.my_clicks)
+    st.markdown(safestate.get_caso_uso_maestro().greet(s.nickname))
+with right:
+    st.subheader("What's here")
+    st.markdown(
+        "- **AI assistant**: a page guarded by a dependency that can fail: friendly error, "
+        "Retry, Reset.\n"
+        "- **Background work**: a worker thread writes progress into *your* session.\n"
+        "- **Race**: three parallel fragments, plain `st.session_state` vs safestate.\n"
+        "- **Shared board**: one counter and message list for every user at once.\n"
+        "- **Sessions**: live sessions, locks, waits and memory (admin only)."
+    )

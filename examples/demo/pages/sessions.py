@@ -1,0 +1,42 @@
+import hmac
+
+import streamlit as st
+from demo_common import admin_password
+
+import safestate
+
+st.title("Sessions")
+expected = admin_password()
+if expected is None:
+    st.info("Set `SAFESTATE_ADMIN_PASSWORD` (or `safestate_admin_password` in secrets) to "
+            "enable this page. `make demo` sets it to `demo-admin`.")
+    st.stop()
+given = st.text_input("Admin password", type="password", key="admin_password")
+if not hmac.compare_digest(given.encode(), expected.encode()):
+    if given:
+        st.error("Wrong password.")
+    st.stop()
+
+
+@st.fragment(run_every=2.0)
+def monitor() -> None:
+    stats = safestate.get_session_stats()
+    a, b, c, d = st.columns(4)
+    a.metric("Live sessions", stats["sessions_active"])
+    b.metric("Tracked", stats["sessions_tracked"])
+    c.metric("Cleaned up", stats["sessions_cleaned"])
+    d.metric("Locks held", stats["locks_held"])
+    e, f, g, h = st.columns(4)
+    e.metric("Operations", stats["operations"])
+    f.metric("Lock waits", stats["lock_waits"])
+    g.metric("Total wait", f"{stats['lock_wait_seconds'] * 1000:.1f} ms")
+    h.metric("Memory / session", f"{stats['memory_per_session_bytes']} B")
+    st.caption(f"Disconnected, still resumable: {stats['sessions_disconnected']}. "
+               "Key names, types and counts only: never another user's values.")
+    st.subheader("App health")
+    safestate.health_report("app").render()
+
+
+monitor()
+st.subheader("Your session")
+safestate.health_report().render()
