@@ -68,3 +68,11 @@ def isolation_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     server = Server(HERE / "apps" / "isolation_app.py", log)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    server = Server(HERE / "apps" / "worker_app.py", log)
+    yield server
+    server.stop()

@@ -82,3 +82,20 @@ def test_ended_sessions_are_freed_and_live_ones_kept(isolation_server: Server) -
     finally:
         for s in sessions:
             s.close()
+
+
+def test_worker_writes_survive_reruns_that_compact_state(worker_server: Server) -> None:
+    # Every rerun compacts the session's state in Streamlit; a worker writing at that
+    # moment must lose nothing (see safestate._compat.WorkerStateView).
+    with StreamlitSession(worker_server.port) as s:
+        run = s.run("start=1")
+        deadline = time.monotonic() + 60
+        reruns = 0
+        while run.value("DONE") != "True" and time.monotonic() < deadline:
+            run = s.run("")
+            assert not run.exceptions, run.exceptions  # e.g. "dictionary changed size"
+            reruns += 1
+        assert run.value("DONE") == "True"
+        assert reruns > 3  # the worker really wrote across several runs
+        assert run.value("TICKS") == "3000"
+        assert run.value("SLOTS") == "50"
