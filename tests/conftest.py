@@ -28,7 +28,9 @@ def free_port() -> int:
 class Server:
     """A `streamlit run` process serving one app on 127.0.0.1."""
 
-    def __init__(self, app: pathlib.Path, log: pathlib.Path, *flags: str) -> None:
+    def __init__(
+        self, app: pathlib.Path, log: pathlib.Path, *flags: str, env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         streamlit = pathlib.Path(sys.executable).parent / "streamlit"
         self.log = log
@@ -45,13 +47,17 @@ class Server:
             ],
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         try:
             wait_healthy(self.port)
         except TimeoutError:
             self.stop()
             raise
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         self.proc.terminate()

@@ -27,7 +27,7 @@ def test_home_counts_this_sessions_clicks() -> None:
 
 def test_worker_progress_arrives_while_the_user_clicks() -> None:
     at = demo()
-    at.switch_page("pages/worker.py").run()
+    at.switch_page("views/worker.py").run()
     at.button(key="start_worker").click().run()
     deadline = time.monotonic() + 20
     while at.session_state["progress"] < 100 and time.monotonic() < deadline:
@@ -38,7 +38,7 @@ def test_worker_progress_arrives_while_the_user_clicks() -> None:
 
 def test_race_page_loses_nothing_through_safestate() -> None:
     at = demo()
-    at.switch_page("pages/race.py").run()
+    at.switch_page("views/race.py").run()
     at.button(key="run_race").click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert at.session_state["race_safe"] == 300
@@ -47,7 +47,7 @@ def test_race_page_loses_nothing_through_safestate() -> None:
 def test_sessions_page_needs_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SAFESTATE_ADMIN_PASSWORD", raising=False)
     at = demo()
-    at.switch_page("pages/sessions.py").run()
+    at.switch_page("views/sessions.py").run()
     assert "SAFESTATE_ADMIN_PASSWORD" in at.info[0].value and not at.metric
 
     monkeypatch.setenv("SAFESTATE_ADMIN_PASSWORD", "s3cret")

@@ -109,7 +109,7 @@ def test_optional_dependency_degrades_with_a_warning() -> None:
 
     at = run(app)
     assert not at.error
-    assert "Recommendations is unavailable" in at.warning[0].value
+    assert "**Recommendations** is unavailable" in at.warning[0].value
     assert "timed out" in at.warning[0].value
     assert markdown(at) == ["PAGE OK recs=None"]
 
@@ -387,7 +387,8 @@ def test_health_reports_name_keys_never_values() -> None:
         import safestate as ss
 
         ss.safe_set("password_t14", "secret-value-123")
-        ss.ensure_session_initialized(["password_t14", "token_t14"], on_missing="return")
+        ss.ensure_session_initialized({"token_t14": "x"})
+        ss.safe_delete("token_t14")  # a declared key that went missing
         session = ss.health_report()
         app_wide = ss.health_report("app")
         st.session_state["r"] = (session.to_dict(), app_wide.to_dict())

@@ -208,6 +208,21 @@ class SessionStateManager(Scope):
             freed += self._registry.remove_if_free(entry.key)
         return freed
 
+    def session_table(self) -> list[dict[str, Any]]:
+        """One row per tracked session for monitoring pages: a short label (a hash, not the
+        id), its status, operations, whether its lock is held and how long it has been idle."""
+        now = monotonic()
+        return [
+            {
+                "session": session_label(e.key),
+                "status": _compat.session_status(e.key),
+                "operations": e.ops,
+                "lock_held": e.held,
+                "idle_seconds": round(now - e.last_used, 1),
+            }
+            for e in self._registry.entries()
+        ]
+
     def is_tracked(self, session_id: str) -> bool:
         """Whether safestate holds bookkeeping (a lock) for ``session_id`` now."""
         return self._registry.get(session_id) is not None

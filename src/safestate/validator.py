@@ -89,7 +89,8 @@ class HealthReport:
         import streamlit as st
 
         (st.success if self.ok else st.error)(
-            "Healthy" if self.ok else "Needs attention", icon="✅" if self.ok else "⚠️"
+            "Healthy" if self.ok else "Needs attention",
+            icon=":material/check_circle:" if self.ok else ":material/error:",
         )
         if self.scope == "app":
             a, b, c = st.columns(3)
@@ -132,7 +133,9 @@ class SessionValidator:
     def __init__(self, manager: SessionStateManager) -> None:
         self._manager = manager
         self.dependencies = DependencyRegistry(manager)
-        self._declared: dict[str, None] = {}  # keys pages said they need, in order
+        # Keys every session should have: schema fields and ensure_session_initialized
+        # mappings (both give defaults, so a missing one was deleted or never set up).
+        self._declared: dict[str, None] = {}
 
     # -- dependencies ------------------------------------------------------------------------
     def register_dependency(
@@ -265,7 +268,7 @@ class SessionValidator:
         return report
 
     def _init_names(self, names: list[str]) -> InitReport:
-        self._declared.update(dict.fromkeys(names))
+        # A page's needs, not every session's: not added to the declared keys.
         report = InitReport()
         with self._manager.session_lock():
             state = self._state()
@@ -293,7 +296,7 @@ class SessionValidator:
         SchemaConflictError when a key is already declared with another type.
         """
         keys = self._manager._schema.declare(model)
-        self._declared.update(dict.fromkeys(k.name for k in keys if not k.has_default()))
+        self._declared.update(dict.fromkeys(k.name for k in keys))
         proxy: TypedState[M] = TypedState(model, scope or self._manager, keys)
         if scope is not None or self._manager._in_session():
             proxy.initialize()
@@ -322,8 +325,9 @@ class SessionValidator:
                     else:
                         import streamlit as st
 
-                        st.warning(f"{dep.label} is unavailable ({exc.reason}); the parts of "
-                                   "this page that need it are turned off.", icon="🔌")
+                        st.warning(f"**{dep.label}** is unavailable: {exc.reason}. The parts "
+                                   "of this page that need it are turned off.",
+                                   icon=":material/power_off:")
                         values[name] = None
             else:
                 value = self._manager.safe_get(name, _MISSING)

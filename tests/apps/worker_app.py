@@ -26,4 +26,5 @@ if st.query_params.get("start") == "1" and not safestate.safe_get("started", Fal
 
 st.markdown(f"TICKS={safestate.safe_get('ticks', 0)}")
 st.markdown(f"DONE={safestate.safe_get('done', False)}")
-st.markdown(f"SLOTS={sum(1 for k in safestate.session_manager.keys() if k.startswith('slot_'))}")
+keys = safestate.session_manager.keys()
+st.markdown(f"SLOTS={sum(1 for k in keys if k.startswith('slot_'))}")

@@ -36,14 +36,19 @@ if safestate.safe_get("race_started", False):
 
 @st.fragment(run_every=1.0)
 def results() -> None:
+    if not safestate.safe_get("race_started", False):
+        st.caption("Press the button: the three fragments start at once.")
+        return
     expected = 3 * ROUNDS
     plain = st.session_state.get("race_plain", 0)
     safe = safestate.safe_get("race_safe", 0)
+    finished = safe == expected  # safestate's counter ends last: it waits its turn
     a, b = st.columns(2)
     a.metric("Plain st.session_state", f"{plain} / {expected}",
-             delta=f"{plain - expected} lost" if plain < expected else None,
+             delta=f"{expected - plain} updates lost" if finished and plain < expected else None,
              delta_color="inverse")
-    b.metric("safestate.mutate", f"{safe} / {expected}")
+    b.metric("safestate.mutate", f"{safe} / {expected}",
+             delta="none lost" if finished else None, delta_color="off")
 
 
 results()

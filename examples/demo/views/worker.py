@@ -24,14 +24,18 @@ def work(handle: safestate.SessionHandle) -> None:
 
 
 s = state()
-cols = st.columns([1, 1, 2])
-if cols[0].button("Start the worker", key="start_worker", disabled=s.worker_running):
-    s.progress = 0
-    s.worker_running = True
-    safestate.start_thread(work, name="demo-worker")
-if cols[1].button("Click me meanwhile", key="meanwhile"):
-    s.my_clicks += 1
-cols[2].metric("My clicks", s.my_clicks)
+with st.container(horizontal=True):
+    if st.button("Start the worker", key="start_worker", type="primary",
+                 icon=":material/play_arrow:"):
+        if s.worker_running:
+            st.toast("The worker is already running.")
+        else:
+            s.progress = 0
+            s.worker_running = True
+            safestate.start_thread(work, name="demo-worker")
+    if st.button("Click me meanwhile", key="meanwhile", icon=":material/touch_app:"):
+        s.my_clicks += 1
+st.metric("My clicks", s.my_clicks, width=240)
 
 
 @st.fragment(run_every=0.5)

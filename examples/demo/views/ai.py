@@ -8,17 +8,17 @@ st.markdown(
     "check. Break it to see what a user sees instead of a traceback."
 )
 
-controls = st.columns([1, 1, 3])
-if controls[0].button("Break the AI", key="break_ai"):
-    safestate.shared.safe_set("ai_healthy", False)
-if controls[1].button("Fix the AI", key="fix_ai"):
-    safestate.shared.safe_set("ai_healthy", True)
+with st.container(horizontal=True):
+    if st.button("Break the AI", key="break_ai", icon=":material/heart_broken:"):
+        safestate.shared.safe_set("ai_healthy", False)
+    if st.button("Fix the AI", key="fix_ai", icon=":material/build:"):
+        safestate.shared.safe_set("ai_healthy", True)
 
 with st.spinner("Starting the AI system…"):
     deps = safestate.require("ia_system", "recommendations")
 model = deps["ia_system"]
 
-st.success(f"The AI system is ready (started at {model.loaded_at}).", icon="🤖")
+st.success(f"The AI system is ready (started at {model.loaded_at}).", icon=":material/smart_toy:")
 question = st.text_input("Ask a question", key="question", placeholder="What does safestate do?")
 if question:
     st.markdown(f"**Answer:** {model.answer(question)}")

@@ -11,6 +11,7 @@ if expected is None:
     st.info("Set `SAFESTATE_ADMIN_PASSWORD` (or `safestate_admin_password` in secrets) to "
             "enable this page. `make demo` sets it to `demo-admin`.")
     st.stop()
+st.caption("Every session's bookkeeping: counts, locks, memory. Admins only.")
 given = st.text_input("Admin password", type="password", key="admin_password")
 if not hmac.compare_digest(given.encode(), expected.encode()):
     if given:
@@ -33,6 +34,8 @@ def monitor() -> None:
     h.metric("Memory / session", f"{stats['memory_per_session_bytes']} B")
     st.caption(f"Disconnected, still resumable: {stats['sessions_disconnected']}. "
                "Key names, types and counts only: never another user's values.")
+    st.dataframe(safestate.session_manager.session_table(), hide_index=True,
+                 key="session_table")
     st.subheader("App health")
     safestate.health_report("app").render()
 

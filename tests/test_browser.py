@@ -1,0 +1,247 @@
+"""The demo in real Chromium: several users at once, as people use it.
+
+Playwright drives Debian's Chromium (/usr/bin/chromium; `make test` installs it and
+never lets Playwright download a browser of its own) against a real `streamlit
+run` of examples/demo. Screenshots of every page go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+
+import playwright.sync_api as playwright_api
+import pytest
+from conftest import DISCONNECTED_TTL, Server
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+ROOT = pathlib.Path(__file__).parents[1]
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+ADMIN = "test-admin-password"
+# Flags for a closed network: no background fetches, no component updates.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+expect.set_options(timeout=20_000)
+
+
+def launch(pw: object) -> Browser:
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # type: ignore[attr-defined, no-any-return]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("demo") / "streamlit.log"
+    server = Server(ROOT / "examples" / "demo" / "app.py", log,
+                    env={"SAFESTATE_ADMIN_PASSWORD": ADMIN})
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # No skip when it is missing: `make test` installs it, and a silent skip would hide that.
+    assert shutil.which(CHROMIUM), f"{CHROMIUM} is missing: run `make test`, which installs it"
+    with playwright_api.sync_playwright() as pw:
+        b = launch(pw)
+        yield b
+        b.close()
+
+
+def visit(context: BrowserContext, server: Server, path: str = "") -> Page:
+    page = context.new_page()
+    page.set_viewport_size({"width": 1280, "height": 860})
+    page.goto(f"{server.url}/{path}")
+    expect(page.get_by_test_id("stSidebar")).to_contain_text("you are session")
+    return page
+
+
+def metric(page: Page, label: str) -> str:
+    box = page.get_by_test_id("stMetric").filter(has_text=label)
+    return box.get_by_test_id("stMetricValue").inner_text()
+
+
+def expect_metric(page: Page, label: str, value: str) -> None:
+    box = page.get_by_test_id("stMetric").filter(has_text=label)
+    expect(box.get_by_test_id("stMetricValue")).to_have_text(value)
+
+
+def click(page: Page, name: str) -> None:
+    page.get_by_role("button", name=name).click()
+
+
+def test_two_users_never_see_each_others_values(demo: Server, browser: Browser) -> None:
+    ada_ctx, bob_ctx = browser.new_context(), browser.new_context()
+    try:
+        ada, bob = visit(ada_ctx, demo), visit(bob_ctx, demo)
+        ada.get_by_label("Your nickname").fill("Ada")
+        ada.get_by_label("Your nickname").press("Enter")
+        expect(ada.get_by_text("Hello, Ada!")).to_be_visible()
+        for clicks in ("1", "2", "3"):
+            click(ada, "Add 1 to my counter")
+            expect_metric(ada, "My clicks", clicks)
+        click(bob, "Add 1 to my counter")
+        expect_metric(bob, "My clicks", "1")
+        expect(bob.get_by_text("Hello, there!")).to_be_visible()
+        assert "Ada" not in bob.get_by_test_id("stMain").inner_text()
+        bob.reload()
+        expect_metric(bob, "My clicks", "0")  # a reload is a new session: nothing carried over
+        expect_metric(ada, "My clicks", "3")
+    finally:
+        ada_ctx.close()
+        bob_ctx.close()
+
+
+def test_two_users_clicking_the_shared_counter_lose_nothing(
+    demo: Server, browser: Browser
+) -> None:
+    per_user = 20
+    errors: list[BaseException] = []
+    ready = threading.Barrier(2)
+    baseline: list[int] = []
+
+    def user(name: str) -> None:
+        # One Playwright per thread: its sync API objects belong to the thread that made them.
+        try:
+            with playwright_api.sync_playwright() as pw:
+                b = launch(pw)
+                page = visit(b.new_context(), demo, "board")
+                board = page.get_by_test_id("stMetric").filter(has_text="Shared counter")
+                expect(board).to_be_visible()
+                baseline.append(int(metric(page, "Shared counter")))
+                ready.wait(60)
+                for i in range(1, per_user + 1):
+                    click(page, "Click the shared counter")
+                    expect(page.locator("#my-board-clicks")).to_have_text(str(i))
+                b.close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=user, args=(n,)) for n in ("ada", "bob")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(240)
+    assert not errors, errors
+    ctx = browser.new_context()
+    try:
+        page = visit(ctx, demo, "board")
+        expect_metric(page, "Shared counter", str(min(baseline) + 2 * per_user))
+    finally:
+        ctx.close()
+
+
+def test_worker_progress_reaches_the_page_while_the_user_clicks(
+    demo: Server, browser: Browser
+) -> None:
+    ctx = browser.new_context()
+    try:
+        page = visit(ctx, demo, "worker")
+        click(page, "Start the worker")
+        for clicks in ("1", "2", "3"):
+            click(page, "Click me meanwhile")
+            expect_metric(page, "My clicks", clicks)
+        progress = page.get_by_text(re.compile(r"Worker progress: \d+%"))
+        expect(progress).not_to_have_text("Worker progress: 0%")  # it moved while we clicked
+        expect(page.get_by_text("Worker progress: 100%")).to_be_visible()
+    finally:
+        ctx.close()
+
+
+def test_guarded_page_error_retry_and_reset(demo: Server, browser: Browser) -> None:
+    user_ctx, admin_ctx = browser.new_context(), browser.new_context()
+    try:
+        user = visit(user_ctx, demo)
+        click(user, "Add 1 to my counter")
+        expect_metric(user, "My clicks", "1")
+        user.get_by_role("link", name="AI assistant").click()
+        expect(user.get_by_text("The AI system is ready")).to_be_visible()
+
+        click(user, "Break the AI")
+        panel = user.get_by_test_id("stAlert").filter(has_text="This page can't load yet")
+        expect(panel).to_contain_text("The AI system")
+        expect(panel).to_contain_text("health check failed")
+        expect(user.get_by_role("button", name="Retry")).to_be_visible()
+        expect(user.get_by_role("button", name="Reset my session")).to_be_visible()
+        click(user, "Retry")  # still broken: still the friendly panel, no traceback
+        expect(panel).to_be_visible()
+        assert user.get_by_test_id("stException").count() == 0
+
+        other = visit(admin_ctx, demo, "ai")  # another user fixes the AI...
+        click(other, "Fix the AI")
+        expect(other.get_by_text("The AI system is ready")).to_be_visible()
+        click(user, "Retry")  # ...and Retry brings this user's page back
+        expect(user.get_by_text("The AI system is ready")).to_be_visible()
+
+        click(user, "Break the AI")
+        expect(panel).to_be_visible()
+        click(user, "Reset my session")
+        expect(panel).to_be_visible()  # the AI is still broken; the session was cleared
+        user.get_by_role("link", name="Overview").click()
+        expect_metric(user, "My clicks", "0")
+    finally:
+        fixer = visit(admin_ctx, demo, "ai")  # leave the AI healthy for the other tests
+        click(fixer, "Fix the AI")
+        expect(fixer.get_by_text("The AI system is ready")).to_be_visible()
+        user_ctx.close()
+        admin_ctx.close()
+
+
+def test_closing_a_browser_frees_that_sessions_lock(demo: Server, browser: Browser) -> None:
+    admin_ctx, tab_ctx = browser.new_context(), browser.new_context()
+    try:
+        admin = visit(admin_ctx, demo, "sessions")
+        admin.get_by_label("Admin password").fill(ADMIN)
+        admin.get_by_label("Admin password").press("Enter")
+        expect(admin.get_by_text("Live sessions")).to_be_visible()
+        tab = visit(tab_ctx, demo)
+        click(tab, "Add 1 to my counter")
+        expect_metric(tab, "My clicks", "1")
+        badge = tab.get_by_test_id("stSidebar").get_by_text("you are session").inner_text()
+        label = badge.rsplit(" ", 1)[-1]
+        table = admin.get_by_test_id("stDataFrame").first
+        # The monitor refreshes itself every 2 s.
+        expect(table).to_contain_text(label)
+        tab_ctx.close()
+        closed_at = time.monotonic()
+        expect(table).not_to_contain_text(label, timeout=(DISCONNECTED_TTL + 30) * 1000)
+        # Freed after Streamlit ended the session, not while the tab could still come back.
+        assert time.monotonic() - closed_at >= DISCONNECTED_TTL - 0.5
+        expect_metric(admin, "Locks held", "0")
+    finally:
+        admin_ctx.close()
+
+
+@pytest.mark.parametrize("path", ["", "ai", "worker", "race", "board", "sessions"])
+def test_screenshot_every_page(demo: Server, browser: Browser, path: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    ctx = browser.new_context()
+    try:
+        page = visit(ctx, demo, path)
+        if path == "sessions":
+            page.get_by_label("Admin password").fill(ADMIN)
+            page.get_by_label("Admin password").press("Enter")
+            expect(page.get_by_text("App health")).to_be_visible()
+            box = page.get_by_test_id("stMetric").filter(has_text="Live sessions")
+            expect(box.get_by_test_id("stMetricValue")).to_have_text(re.compile(r"\d+"))
+        if path == "race":
+            click(page, "Run the race")
+            expect(page.get_by_text("none lost")).to_be_visible()
+        if path == "worker":
+            click(page, "Start the worker")
+            expect(page.get_by_text("Worker progress: 100%")).to_be_visible()
+        if path == "board":
+            page.get_by_label("Message").fill("Hello from the screenshot test")
+            click(page, "Post")
+            expect(page.get_by_text("Hello from the screenshot test")).to_be_visible()
+        expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)  # no run in progress
+        assert page.get_by_test_id("stException").count() == 0
+        page.screenshot(path=str(SHOTS / f"{path or 'home'}.png"), full_page=True)
+    finally:
+        ctx.close()
