@@ -218,12 +218,17 @@ def test_closing_a_browser_frees_that_sessions_lock(demo: Server, browser: Brows
         admin_ctx.close()
 
 
-@pytest.mark.parametrize("path", ["", "ai", "worker", "race", "board", "sessions"])
+@pytest.mark.parametrize("path", ["", "ai", "ai-broken", "worker", "race", "board", "sessions"])
 def test_screenshot_every_page(demo: Server, browser: Browser, path: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     ctx = browser.new_context()
     try:
-        page = visit(ctx, demo, path)
+        page = visit(ctx, demo, path.removesuffix("-broken"))
+        if path.startswith("ai"):
+            expect(page.get_by_text("The AI system is ready")).to_be_visible()
+        if path == "ai-broken":
+            click(page, "Break the AI")
+            expect(page.get_by_text("This page can't load yet")).to_be_visible()
         if path == "sessions":
             page.get_by_label("Admin password").fill(ADMIN)
             page.get_by_label("Admin password").press("Enter")
@@ -243,5 +248,8 @@ def test_screenshot_every_page(demo: Server, browser: Browser, path: str) -> Non
         expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)  # no run in progress
         assert page.get_by_test_id("stException").count() == 0
         page.screenshot(path=str(SHOTS / f"{path or 'home'}.png"), full_page=True)
+        if path == "ai-broken":
+            click(page, "Fix the AI")
+            expect(page.get_by_text("The AI system is ready")).to_be_visible()
     finally:
         ctx.close()

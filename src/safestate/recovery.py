@@ -24,11 +24,11 @@ def show_recovery(
 
     lines = "\n".join(f"- {p.message}" for p in problems)
     st.error(f"**This page can't load yet.**\n\n{lines}", icon=":material/error:")
-    retry, reset, _ = st.columns([1, 1.4, 3])
-    retry.button("Retry", key="safestate_recovery_retry", on_click=on_retry, type="primary",
-                 icon=":material/refresh:")
-    reset.button("Reset my session", key="safestate_recovery_reset", on_click=on_reset,
-                 icon=":material/restart_alt:")
+    with st.container(horizontal=True):
+        st.button("Retry", key="safestate_recovery_retry", on_click=on_retry, type="primary",
+                  icon=":material/refresh:")
+        st.button("Reset my session", key="safestate_recovery_reset", on_click=on_reset,
+                  icon=":material/restart_alt:")
     st.caption(
         "**Retry** tries again. **Reset my session** clears your data in this app and starts "
         "over; other users are not affected."
