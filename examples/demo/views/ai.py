@@ -14,8 +14,12 @@ with st.container(horizontal=True):
     if st.button("Fix the AI", key="fix_ai", icon=":material/build:"):
         safestate.shared.safe_set("ai_healthy", True)
 
+safestate.ensure_session_initialized(["caso_uso_maestro", "contenedor"])
 with st.spinner("Starting the AI system…"):
-    deps = safestate.require("ia_system", "recommendations")
+    ready = safestate.is_ia_system_ready()  # the design's gate; builds the model on first use
+if not ready:
+    safestate.require("ia_system")  # says why, offers Retry / Reset my session, and stops
+deps = safestate.require("ia_system", "recommendations")
 model = deps["ia_system"]
 
 st.success(f"The AI system is ready (started at {model.loaded_at}).", icon=":material/smart_toy:")
