@@ -154,8 +154,6 @@ def test_ensure_session_initialized_creates_once_and_reports() -> None:
 
         import safestate as ss
 
-        calls = ss.shared.increment("t6_factory_calls")  # counts script runs, see below
-        del calls
         report = ss.ensure_session_initialized(
             {"cart": [], "user": lambda: ss.shared.increment("t6_user_built")}
         )
@@ -202,6 +200,7 @@ def test_a_failing_factory_writes_nothing_and_retry_builds() -> None:
 
     at = run(app)
     assert "profile" in at.error[0].value and "profile service down" in at.error[0].value
+    assert "theme" not in at.error[0].value  # only the failed step is named
     assert "theme" not in at.session_state  # all or nothing
     safestate.shared.safe_set("t8_ok", True)
     at.button(key="safestate_recovery_retry").click().run()
@@ -334,12 +333,17 @@ def test_bad_input_is_named_and_changes_nothing(
 
         import safestate as ss
 
-        before = ss.session_validator.dependencies.names()
+        ss.safe_set("kept_t12", [1, 2])
+        before = (ss.session_validator.dependencies.names(), ss.session_manager.keys(),
+                  dict(ss.session_manager._schema.fields))
         try:
             eval(f"ss.{call}", {"ss": ss})
         except Exception as exc:
             st.session_state["error"] = (type(exc), str(exc))
-        st.session_state["unchanged"] = ss.session_validator.dependencies.names() == before
+        after = (ss.session_validator.dependencies.names(),
+                 [k for k in ss.session_manager.keys() if k != "error"],
+                 dict(ss.session_manager._schema.fields))
+        st.session_state["unchanged"] = after == before and ss.safe_get("kept_t12") == [1, 2]
 
     at = run(app, call=call)
     kind, message = at.session_state["error"]
@@ -383,11 +387,15 @@ def test_validate_session_dependencies_reports_each_and_renders() -> None:
 def test_health_reports_name_keys_never_values() -> None:
     def app() -> None:
         import streamlit as st
+        from pydantic import BaseModel
 
         import safestate as ss
 
+        class Auth(BaseModel):
+            token_t14: str = "x"
+
         ss.safe_set("password_t14", "secret-value-123")
-        ss.ensure_session_initialized({"token_t14": "x"})
+        ss.typed(Auth)
         ss.safe_delete("token_t14")  # a declared key that went missing
         session = ss.health_report()
         app_wide = ss.health_report("app")
@@ -409,3 +417,70 @@ def test_health_reports_name_keys_never_values() -> None:
 def test_missing_state_error_is_a_lookup_error() -> None:
     assert issubclass(MissingStateError, LookupError)
     assert issubclass(UnknownDependencyError, LookupError)
+
+
+def test_a_failed_build_makes_health_reports_fail() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.register_dependency("broken_t15", lambda: 1 / 0, description="Broken")
+        st.session_state["ready"] = ss.is_ready("broken_t15")
+        session, app_wide = ss.health_report(), ss.health_report("app")
+        st.session_state["r"] = (session.ok, app_wide.ok,
+                                 app_wide.sessions_failing_dependencies.get("broken_t15", 0))
+
+    at = run(app)
+    assert at.session_state["ready"] is False
+    assert at.session_state["r"][:2] == (False, False)
+    assert at.session_state["r"][2] >= 1
+
+
+def test_optional_dependency_named_in_ensure_degrades() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.register_dependency("opt_t16", lambda: 1 / 0, required=False)
+        report = ss.ensure_session_initialized(["opt_t16"])
+        st.session_state["r"] = (report.ok, report.degraded, report.missing)
+        st.markdown("PAGE OK")
+
+    at = run(app)
+    assert not at.error
+    assert at.session_state["r"] == (True, ["opt_t16"], [])
+    assert markdown(at) == ["PAGE OK"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "require('x_t17')",
+        "ensure_session_initialized({'x_t17': 1})",
+        "ensure_session_initialized(['x_t17'])",
+        "health_report()",
+        "reset_session()",
+        "validate_session_dependencies()",
+        "get_dependency('dep_t17')",
+    ],
+)
+def test_page_calls_outside_a_script_run_say_so(call: str) -> None:
+    import threading
+
+    safestate.register_dependency("dep_t17", dict)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            eval(f"ss.{call}", {"ss": safestate})
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(30)
+    assert len(errors) == 1 and isinstance(errors[0], safestate.NoSessionError)
+    name = call.split("(")[0]
+    assert f"{name}() draws on or checks the page of a script run" in str(errors[0])

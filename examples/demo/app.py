@@ -1,7 +1,9 @@
 """safestate demo: run with `make demo`, open http://127.0.0.1:8501 in two browser windows."""
 
 import streamlit as st
-from demo_common import load_css, register_dependencies, session_badge, state
+from demo_common import load_css, register_dependencies, state
+
+import safestate
 
 st.set_page_config(page_title="safestate demo", page_icon=":material/lock:", layout="wide")
 load_css()
@@ -20,7 +22,7 @@ pages = st.navigation(
 )
 with st.sidebar:
     st.markdown(
-        f"<span class='ss-pill'>you are session {session_badge()}</span>",
+        f"<span class='ss-pill'>you are session {safestate.session_manager.session_label()}</span>",
         unsafe_allow_html=True,
     )
     st.caption("Open this app in a second window: that is a second user.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
 import time
@@ -103,11 +102,6 @@ def admin_password() -> str | None:
     except Exception:  # no secrets.toml at all
         secret = None
     return str(secret) if secret else os.environ.get("SAFESTATE_ADMIN_PASSWORD") or None
-
-
-def session_badge() -> str:
-    """A short name for this session that does not reveal its id (an id resumes a session)."""
-    return hashlib.sha256(safestate.session_id().encode()).hexdigest()[:8]
 
 
 def state() -> DemoState:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._compat import current_run
 from ._scope import check_key
-from .errors import DependencyNotReady, UnknownDependencyError
+from .errors import DependencyNotReady, NoSessionError, UnknownDependencyError
 
 if TYPE_CHECKING:
     from ._locks import ScopeLock
@@ -56,6 +57,16 @@ class DependencyStatus:
     checked_at: datetime | None = None
     type_name: str | None = None
     description: str = ""
+
+    @property
+    def failed(self) -> bool:
+        """It was built or checked, and that failed (a dependency never used has not failed)."""
+        return not self.healthy and self.checked_at is not None
+
+    @property
+    def label(self) -> str:
+        """How a page names it to a person."""
+        return self.description or self.name
 
     def as_row(self) -> dict[str, Any]:
         """A table row for reports."""
@@ -106,11 +117,20 @@ class DependencyReport:
             st.success(f"All {len(self.statuses)} dependencies are ready.")
         elif self.ok:
             st.warning("Running with optional parts unavailable: "
-                       + ", ".join(s.description or s.name for s in self.degraded))
+                       + ", ".join(s.label for s in self.degraded))
         else:
-            st.error("Not ready: " + ", ".join(s.description or s.name for s in self.failing))
+            st.error("Not ready: " + ", ".join(s.label for s in self.failing))
         if self.statuses:
             st.dataframe([s.as_row() for s in self.statuses], hide_index=True)
+
+
+def _has(state: Any, key: str) -> bool:
+    """Whether ``key`` is set in a session's state (one dict read, no lock needed)."""
+    try:
+        state[key]
+    except KeyError:
+        return False
+    return True
 
 
 def _now() -> datetime:
@@ -210,6 +230,8 @@ class DependencyRegistry:
 
     def _get_session(self, dep: Dependency, validate: bool) -> Any:
         # Under the session lock: racing threads of one session build it once.
+        if current_run() is None:
+            raise NoSessionError("get_dependency", script_only=True)
         lock, state = self._manager._enter("get_dependency")
         try:
             try:
@@ -247,6 +269,8 @@ class DependencyRegistry:
     def _check(self, dep: Dependency, value: Any, state: Any) -> None:
         error = None
         if dep.health_check is not None:
+            # Returning False or raising means unhealthy; any other result (None too, for
+            # checks that raise on failure) means healthy.
             try:
                 if dep.health_check(value) is False:
                     error = "its health check failed"
@@ -282,14 +306,28 @@ class DependencyRegistry:
         checks = entry.extra.setdefault("dependency_checks", {})
         return checks  # type: ignore[return-value]
 
-    def discard(self, name: str) -> None:
-        """Drop the built instance in the calling scope, so the next get builds it anew."""
+    def discard_if_failed(self, name: str) -> bool:
+        """Drop the built instance if its last check failed, so the next use builds it anew.
+
+        Checked and dropped under the lock it is built under, so an instance another
+        thread has just rebuilt healthy is kept.
+        """
         dep = self.lookup(name)
         if dep.scope == "app":
             with self._app_locks[name]:
-                self._app_values.pop(name, None)
-        else:
-            self._manager.safe_delete(name)
+                status = self._app_status.get(name)
+                if name in self._app_values and status is not None and status.failed:
+                    del self._app_values[name]
+                    return True
+            return False
+        lock, state = self._manager._enter("retry")
+        try:
+            if self.status(dep, state, lock).failed and _has(state, name):
+                del state[name]
+                return True
+            return False
+        finally:
+            lock.release()
 
     # -- reporting -------------------------------------------------------------------------
     def status(
@@ -300,11 +338,7 @@ class DependencyRegistry:
             present = dep.name in self._app_values
             known = self._app_status.get(dep.name)
         else:
-            try:
-                state[dep.name]
-                present = True
-            except KeyError:
-                present = False
+            present = _has(state, dep.name)
             known = self._session_checks(state, entry=entry).get(dep.name)
         if known is not None and known.present == present:
             return known

@@ -20,15 +20,17 @@ class NoSessionError(SafestateError, RuntimeError):
     every such thread, so safestate refuses instead of leaking data between users.
     """
 
-    def __init__(self, operation: str) -> None:
-        super().__init__(
-            f"{operation}() was called outside a Streamlit session (no script run "
-            "context on this thread). In a worker thread, take a handle in the script "
-            "with `handle = safestate.current()` and call `handle."
-            f"{operation}(...)` from the worker, or start the worker with "
-            "`safestate.start_thread(fn)`. For state shared by all users, use "
-            "`safestate.shared`."
-        )
+    def __init__(self, operation: str, script_only: bool = False) -> None:
+        where = "outside a Streamlit session (no script run context on this thread)"
+        if script_only:
+            fix = (f"{operation}() draws on or checks the page of a script run: call it from "
+                   "the script itself, not from a worker thread.")
+        else:
+            fix = ("In a worker thread, take a handle in the script with `handle = "
+                   f"safestate.current()` and call `handle.{operation}(...)` from the worker, or "
+                   "start the worker with `safestate.start_thread(fn)`. For state shared by all "
+                   "users, use `safestate.shared`.")
+        super().__init__(f"{operation}() was called {where}. {fix}")
         self.operation = operation
 
 
@@ -93,11 +95,13 @@ class StateValidationError(SafestateError, TypeError):
     """A value written to a declared (typed) key does not match its declared type."""
 
     def __init__(self, key: str, expected: str, value: object, model: str, reason: str) -> None:
+        # The value itself stays out of the message (messages end up in logs); it is on .value.
         super().__init__(
             f"{key!r} must be {expected} (declared in {model}); got "
-            f"{type(value).__name__} {value!r:.60}: {reason}. Nothing was written."
+            f"{type(value).__name__}: {reason}. Nothing was written."
         )
         self.key = key
+        self.value = value
         self.expected = expected
         self.model = model
 
@@ -116,8 +120,13 @@ class SchemaConflictError(SafestateError, TypeError):
 class MissingStateError(SafestateError, LookupError):
     """Session keys a page needs are not set."""
 
-    def __init__(self, keys: list[str], hint: str = "") -> None:
-        names = ", ".join(repr(k) for k in keys)
+    def __init__(
+        self, keys: list[str], hint: str = "", errors: dict[str, str] | None = None
+    ) -> None:
+        self.errors = dict(errors or {})
+        names = ", ".join(
+            f"{k!r} ({self.errors[k]})" if k in self.errors else repr(k) for k in keys
+        )
         super().__init__(
             f"missing session state: {names}. "
             + (hint or "Initialize them first, e.g. safestate.ensure_session_initialized({...}) "

@@ -141,6 +141,11 @@ class SessionStateManager(Scope):
             raise NoSessionError("session_id")
         return run[0]
 
+    def session_label(self) -> str:
+        """A short name for the caller's session that does not reveal its id (ids resume
+        sessions); the same label monitors show. Raises NoSessionError outside a session."""
+        return session_label(self.session_id())
+
     #: The design's name for :meth:`session_id`.
     _get_session_id = session_id
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import threading
 import typing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
 
 import pydantic
 from pydantic_core import PydanticUndefined
@@ -41,9 +42,11 @@ class DeclaredKey:
 
     @property
     def type_name(self) -> str:
-        """The declared type, as written."""
+        """The declared type, as written (without module paths)."""
         ann = self.annotation
-        return ann.__name__ if isinstance(ann, type) else str(ann).replace("typing.", "")
+        if isinstance(ann, type):
+            return ann.__name__
+        return re.sub(r"\b(?:[A-Za-z_][\w]*\.)+(?=[A-Za-z_])", "", str(ann))
 
     def has_default(self) -> bool:
         """Whether the key gets a value on the first run."""
@@ -72,6 +75,10 @@ def _declared_keys(model: type[Any]) -> list[DeclaredKey]:
         strict = model.model_config.get("strict")
         keys = []
         for field_name, info in model.model_fields.items():
+            # Field(ge=0, max_length=...) constraints live in the metadata: keep them.
+            annotated: Any = info.annotation
+            if info.metadata:
+                annotated = Annotated.__class_getitem__((info.annotation, *info.metadata))  # type: ignore[attr-defined]
             keys.append(
                 DeclaredKey(
                     name=field_name,
@@ -80,7 +87,7 @@ def _declared_keys(model: type[Any]) -> list[DeclaredKey]:
                     strict=True if strict is None else bool(strict),
                     default=_MISSING if info.default is PydanticUndefined else info.default,
                     default_factory=cast("Callable[[], Any] | None", info.default_factory),
-                    adapter=pydantic.TypeAdapter(cast(Any, info.annotation)),
+                    adapter=pydantic.TypeAdapter(annotated),
                 )
             )
         return keys
@@ -111,27 +118,30 @@ class SchemaRegistry:
 
     def __init__(self) -> None:
         self.fields: dict[str, DeclaredKey] = {}
-        self._models: dict[type[Any], list[DeclaredKey]] = {}
+        # By "module.qualname": a script defines its classes anew on every rerun, and
+        # the newest definition replaces the last one instead of piling up.
+        self._models: dict[str, tuple[type[Any], list[DeclaredKey]]] = {}
         self._lock = threading.Lock()
 
     def declare(self, model: type[Any]) -> list[DeclaredKey]:
         """Declare ``model``'s fields (idempotent). Raises TypeError, SchemaConflictError."""
-        known = self._models.get(model)
-        if known is not None:
-            return known
+        name = f"{getattr(model, '__module__', '')}.{getattr(model, '__qualname__', model)}"
+        known = self._models.get(name)
+        if known is not None and known[0] is model:
+            return known[1]
         keys = _declared_keys(model)
         with self._lock:
             for key in keys:
                 other = self.fields.get(key.name)
-                if other is not None and other.annotation != key.annotation:
+                # Types compare by name: a rerun's new class is the same type to a reader.
+                if other is not None and other.type_name != key.type_name:
                     raise SchemaConflictError(
                         key.name, f"{other.type_name} in {other.model}",
                         f"{key.type_name} in {key.model}",
                     )
-            # Re-running a script re-creates its classes: the newest one wins.
             for key in keys:
                 self.fields[key.name] = key
-            self._models[model] = keys
+            self._models[name] = (model, keys)
         return keys
 
     def check(self, key: str, value: Any) -> Any:
@@ -167,8 +177,13 @@ class TypedState(Generic[M]):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        self._field(name)
+        field = self._field(name)
         value = self._scope.safe_get(name, _MISSING)
+        if value is _MISSING and field.has_default():
+            # First read in this session: give it its default, once, atomically.
+            value = self._scope.mutate(
+                name, lambda v: field.make_default() if v is _MISSING else v, _MISSING
+            )
         if value is _MISSING:
             raise MissingStateError(
                 [name], "It has no default in the schema: set it before reading it."

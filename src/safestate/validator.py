@@ -11,10 +11,16 @@ from contextlib import ContextDecorator
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn, TypeVar, cast
 
-from ._compat import snapshot, user_keys
+from ._compat import current_run, snapshot, user_keys
 from ._scope import Scope, check_key
-from .dependencies import DependencyRegistry, DependencyReport, DependencyStatus, _reason
-from .errors import DependencyNotReady, MissingStateError
+from .dependencies import (
+    DependencyRegistry,
+    DependencyReport,
+    DependencyStatus,
+    _has,
+    _reason,
+)
+from .errors import DependencyNotReady, MissingStateError, NoSessionError
 from .manager import SessionStateManager, session_label
 from .recovery import Problem, show_recovery
 from .schema import TypedState
@@ -30,14 +36,6 @@ CONTENEDOR = "contenedor"
 IA_SYSTEM = "ia_system"
 
 
-def _present(state: Any, key: str) -> bool:
-    try:
-        state[key]
-    except KeyError:
-        return False
-    return True
-
-
 @dataclass
 class InitReport:
     """What ``ensure_session_initialized`` found and did."""
@@ -46,10 +44,11 @@ class InitReport:
     present: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)  # optional dependencies that failed
 
     @property
     def ok(self) -> bool:
-        """Nothing is missing."""
+        """Nothing required is missing."""
         return not self.missing
 
     def __bool__(self) -> bool:
@@ -133,8 +132,8 @@ class SessionValidator:
     def __init__(self, manager: SessionStateManager) -> None:
         self._manager = manager
         self.dependencies = DependencyRegistry(manager)
-        # Keys every session should have: schema fields and ensure_session_initialized
-        # mappings (both give defaults, so a missing one was deleted or never set up).
+        # Keys every session should have: the fields of typed() schemas (they get defaults
+        # in every session, so a missing one was deleted). Pages' own needs are not here.
         self._declared: dict[str, None] = {}
 
     # -- dependencies ------------------------------------------------------------------------
@@ -182,7 +181,7 @@ class SessionValidator:
 
         Never raises for an unhealthy dependency: the report says it.
         """
-        state = self._state()
+        state = self._state("validate_session_dependencies")
         for name in self.dependencies.names():
             dep = self.dependencies.lookup(name)
             present = self.dependencies.status(dep, state).present
@@ -235,20 +234,20 @@ class SessionValidator:
             report = self._init_names([check_key(k) for k in keys])
         if report.ok or on_missing == "return":
             return report
-        problems = [self._key_problem(k, report.errors.get(k)) for k in report.missing]
         if on_missing == "raise":
-            raise MissingStateError(report.missing)
-        self._recover(problems)
+            raise MissingStateError(report.missing, errors=report.errors)
+        # With a failed step, the keys left unset only wait for it: name the failures.
+        shown = [k for k in report.missing if k in report.errors] or report.missing
+        self._recover([self._key_problem(k, report.errors.get(k)) for k in shown])
 
     def _init_mapping(self, items: dict[str, Any]) -> InitReport:
-        self._declared.update(dict.fromkeys(items))
         schema = self._manager._schema
         report = InitReport()
-        lock, state = self._manager._enter("ensure_session_initialized")
+        lock, state = self._locked("ensure_session_initialized")
         try:
             built: list[tuple[str, Any]] = []
             for key, default in items.items():
-                if _present(state, key):
+                if _has(state, key):
                     report.present.append(key)
                     continue
                 try:
@@ -268,19 +267,22 @@ class SessionValidator:
         return report
 
     def _init_names(self, names: list[str]) -> InitReport:
-        # A page's needs, not every session's: not added to the declared keys.
         report = InitReport()
+        state = self._state("ensure_session_initialized")
         with self._manager.session_lock():
-            state = self._state()
             for name in names:
                 if self.dependencies.is_registered(name):
                     try:
                         self.dependencies.get(name, validate=True)
                         report.present.append(name)
                     except DependencyNotReady as exc:
-                        report.missing.append(name)
+                        # An optional dependency degrades; only a required one is missing.
+                        if self.dependencies.lookup(name).required:
+                            report.missing.append(name)
+                        else:
+                            report.degraded.append(name)
                         report.errors[name] = exc.reason
-                elif _present(state, name):
+                elif _has(state, name):
                     report.present.append(name)
                 else:
                     report.missing.append(name)
@@ -289,9 +291,10 @@ class SessionValidator:
     def typed(self, model: type[M], scope: Scope | None = None) -> M:
         """Declare the session's keys as ``model``'s fields; return attribute access typed as it.
 
-        ``model`` is a pydantic BaseModel subclass (primary) or a dataclass. Unset keys
-        get their defaults now when called in a session (so widgets bound to them with
-        ``key=`` start from the default), or on first read otherwise. ``scope`` is a
+        ``model`` is a pydantic BaseModel subclass (primary; its Field constraints apply)
+        or a dataclass. Unset keys get their defaults now when called in a session (so
+        widgets bound to them with ``key=`` start from the default), or on first read
+        otherwise. ``scope`` is a
         SessionHandle for worker threads. Raises TypeError for another kind of class,
         SchemaConflictError when a key is already declared with another type.
         """
@@ -311,9 +314,9 @@ class SessionValidator:
         shows a warning and maps to None, and the page goes on.
         Raises UnknownDependencyError never: unknown names are treated as session keys.
         """
+        self._state("require")
         values: dict[str, Any] = {}
         problems: list[Problem] = []
-        state = self._state()
         for name in map(check_key, names):
             if self.dependencies.is_registered(name):
                 dep = self.dependencies.lookup(name)
@@ -335,7 +338,6 @@ class SessionValidator:
                     problems.append(self._key_problem(name, None))
                 else:
                     values[name] = value
-        del state
         if problems:
             self._recover(problems)
         return values
@@ -346,19 +348,14 @@ class SessionValidator:
         return _Guard(self)
 
     def retry(self, names: Iterable[str]) -> None:
-        """Drop unhealthy built instances of ``names`` so the next use builds them again."""
-        state = self._state()
+        """Drop failed built instances of ``names`` so the next use builds them again."""
         for name in names:
-            if not self.dependencies.is_registered(name):
-                continue
-            dep = self.dependencies.lookup(name)
-            status = self.dependencies.status(dep, state)
-            if status.present and not status.healthy and status.checked_at is not None:
-                self.dependencies.discard(name)
+            if self.dependencies.is_registered(name):
+                self.dependencies.discard_if_failed(name)
 
     def reset_session(self) -> int:
         """Clear every key of the calling session's state (widgets' too); return how many."""
-        lock, state = self._manager._enter("reset_session")
+        lock, state = self._locked("reset_session")
         try:
             keys = user_keys(state)
             for key in keys:
@@ -374,28 +371,38 @@ class SessionValidator:
             what = exc.description or f"`{exc.name}`"
             return Problem(exc.name, "dependency", f"**{what}** is not ready: {exc.reason}")
         if isinstance(exc, MissingStateError):
-            return self._key_problem(", ".join(exc.keys), None)
+            first = exc.keys[0] if exc.keys else "?"
+            return self._key_problem(first, exc.errors.get(first))
         return Problem(type(exc).__name__, "error", str(exc))
 
     def _key_problem(self, name: str, error: str | None) -> Problem:
         if self.dependencies.is_registered(name):
             dep = self.dependencies.lookup(name)
-            return Problem(name, "dependency", f"**{dep.label}** is not ready: {error}")
+            reason = f": {error}" if error else ""
+            return Problem(name, "dependency", f"**{dep.label}** is not ready{reason}.")
         detail = f" (its setup failed: {error})" if error else ""
         return Problem(name, "key", f"Session value `{name}` is missing{detail}.")
 
     def _recover(self, problems: list[Problem]) -> NoReturn:
         names = [p.name for p in problems]
-        show_recovery(problems, functools.partial(self.retry, names), self._reset_and_forget)
+        show_recovery(problems, functools.partial(self.retry, names), self._reset)
 
-    def _reset_and_forget(self) -> None:
+    def _reset(self) -> None:  # a button callback returns None
         self.reset_session()
 
     # -- health ------------------------------------------------------------------------------
-    def _state(self) -> Any:
-        lock, state = self._manager._enter("health")
-        lock.release()
-        return state
+    def _locked(self, op: str) -> tuple[Any, Any]:
+        """The calling session's lock (taken) and state. Raises NoSessionError naming ``op``."""
+        self._state(op)
+        return self._manager._enter(op)
+
+    @staticmethod
+    def _state(op: str) -> Any:
+        """The calling session's state object. Raises NoSessionError naming ``op``."""
+        run = current_run()
+        if run is None:
+            raise NoSessionError(op, script_only=True)
+        return run[1]
 
     def health_report(self, scope: Literal["session", "app"] = "session") -> HealthReport:
         """Health of the calling session, or ("app") of every session safestate tracks.
@@ -410,16 +417,16 @@ class SessionValidator:
         raise ValueError(f"health_report scope must be 'session' or 'app', got {scope!r}")
 
     def _session_health(self) -> HealthReport:
-        sid = self._manager.session_id()
-        lock, state = self._manager._enter("health_report")
+        lock, state = self._locked("health_report")
+        sid = lock.key
         try:
             values = snapshot(state)
         finally:
             lock.release()
         keys = [_describe(k, v) for k, v in sorted(values.items())]
-        missing = [k for k in self._declared if k not in values]
+        missing = [k for k in list(self._declared) if k not in values]
         deps = self.dependencies.session_statuses(state)
-        ok = not missing and all(d.healthy or not d.required or not d.present for d in deps)
+        ok = not missing and not any(d.required and d.failed for d in deps)
         return HealthReport("session", ok, keys, missing, deps, session_label=session_label(sid))
 
     def _app_health(self) -> HealthReport:
@@ -428,20 +435,20 @@ class SessionValidator:
         entries = [e for e in self._manager._registry.entries() if e.state is not None]
         missing: dict[str, int] = {}
         failing: dict[str, int] = {}
+        declared = list(self._declared)
         for entry in entries:
-            for key in self._declared:
-                if not _present(entry.state, key):
+            for key in declared:
+                if not _has(entry.state, key):
                     missing[key] = missing.get(key, 0) + 1
             for status in self.dependencies.session_statuses(entry.state, entry):
-                if status.present and not status.healthy:
+                if status.scope == "session" and status.required and status.failed:
                     failing[status.name] = failing.get(status.name, 0) + 1
-        app_deps = [self.dependencies.status(self.dependencies.lookup(n), None)
-                    for n in self.dependencies.names()
-                    if self.dependencies.lookup(n).scope == "app"]
+        deps = [self.dependencies.lookup(n) for n in self.dependencies.names()]
+        app_deps = [self.dependencies.status(d, None) for d in deps if d.scope == "app"]
         for status in app_deps:
-            if status.present and not status.healthy:
+            if status.required and status.failed:
                 failing[status.name] = failing.get(status.name, 0) + 1
-        ok = not failing
+        ok = not failing and not missing
         return HealthReport("app", ok, dependencies=app_deps, sessions=len(entries),
                             sessions_missing_keys=missing, sessions_failing_dependencies=failing)
 

@@ -19,8 +19,8 @@ with st.spinner("Starting the AI system…"):
     ready = safestate.is_ia_system_ready()  # the design's gate; builds the model on first use
 if not ready:
     safestate.require("ia_system")  # says why, offers Retry / Reset my session, and stops
-deps = safestate.require("ia_system", "recommendations")
-model = deps["ia_system"]
+model = safestate.get_dependency("ia_system", validate=False)  # just checked
+recommendations = safestate.require("recommendations")["recommendations"]  # optional
 
 st.success(f"The AI system is ready (started at {model.loaded_at}).", icon=":material/smart_toy:")
 question = st.text_input("Ask a question", key="question", placeholder="What does safestate do?")
@@ -28,8 +28,8 @@ if question:
     st.markdown(f"**Answer:** {model.answer(question)}")
 
 st.subheader("Recommendations (optional)")
-if deps["recommendations"] is None:
+if recommendations is None:
     st.caption("Optional parts degrade gracefully: the page goes on without them.")
 else:
-    for tip in deps["recommendations"]:
+    for tip in recommendations:
         st.markdown(f"- {tip}")

@@ -27,12 +27,15 @@ s = state()
 with st.container(horizontal=True):
     if st.button("Start the worker", key="start_worker", type="primary",
                  icon=":material/play_arrow:"):
-        if s.worker_running:
-            st.toast("The worker is already running.")
-        else:
-            s.progress = 0
-            s.worker_running = True
+        # Check and claim in one step: two quick clicks must not start two workers.
+        with safestate.transaction() as tx:
+            claimed = not tx["worker_running"]
+            if claimed:
+                tx.update({"worker_running": True, "progress": 0})
+        if claimed:
             safestate.start_thread(work, name="demo-worker")
+        else:
+            st.toast("The worker is already running.")
     if st.button("Click me meanwhile", key="meanwhile", icon=":material/touch_app:"):
         s.my_clicks += 1
 st.metric("My clicks", s.my_clicks, width=240)
