@@ -16,7 +16,7 @@ sys.path.insert(0, str(HERE))
 
 from streamlit_client import wait_healthy  # noqa: E402
 
-DISCONNECTED_TTL = 3  # seconds a closed tab's session stays resumable in the test server
+DISCONNECTED_TTL = 5  # seconds a closed tab's session stays resumable in the test server
 
 
 def free_port() -> int:

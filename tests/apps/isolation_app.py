@@ -22,4 +22,6 @@ if "check" in q:
     ids = [i for i in q["check"].split(",") if i]
     tracked = [i for i in ids if safestate.session_manager.is_tracked(i)]
     st.markdown(f"TRACKED={','.join(tracked)}")
+    statuses = ",".join(f"{i}:{safestate._compat.session_status(i)}" for i in ids)
+    st.markdown(f"STATUS={statuses}")
     st.markdown(f"STATS={json.dumps(stats)}")
