@@ -1,6 +1,7 @@
 # One command per job; each does its own set-up on a fresh machine.
 PYTHON ?= python3
 CHROMIUM := /usr/bin/chromium
+REDIS := /usr/bin/redis-server
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -13,6 +14,12 @@ $(CHROMIUM):
 	$$SUDO apt-get update -qq && \
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium
 
+# A real redis-server for the store tests (they start their own on a free port).
+$(REDIS):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -23,7 +30,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy src
 
-test: lint $(CHROMIUM)
+test: lint $(CHROMIUM) $(REDIS)
 	$(PY) -m pytest
 
 demo: $(STAMP)

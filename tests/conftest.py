@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -80,5 +82,51 @@ def isolation_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
 def worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     server = Server(HERE / "apps" / "worker_app.py", log)
+    yield server
+    server.stop()
+
+
+class RedisServer:
+    """A real redis-server on a free port; data in a temp dir (append-only, fsync always)."""
+
+    def __init__(self, workdir: pathlib.Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
+             "--dir", str(self.workdir), "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always", "--protected-mode", "yes"],
+            stdout=(self.workdir / "redis.log").open("ab"), stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)  # polling interval of a bounded wait
+        raise TimeoutError(f"redis-server on port {self.port} did not answer PING")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    assert shutil.which("redis-server"), "redis-server is missing: `make test` installs it"
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()

@@ -156,3 +156,35 @@ class DependencyNotReady(SafestateError, RuntimeError):
         self.name = name
         self.reason = reason
         self.description = description
+
+
+class StoreUnavailable(SafestateError, ConnectionError):
+    """The configured store (SQLite file, Redis server) cannot be reached or used."""
+
+    def __init__(self, url: str, detail: str, check: str) -> None:
+        super().__init__(f"state store {url} is unavailable: {detail}. Check {check}.")
+        self.url = url
+
+
+class VersionConflict(SafestateError):
+    """Another writer changed a namespace since it was read (optimistic concurrency)."""
+
+    def __init__(self, namespace: str, expected: int, found: int) -> None:
+        super().__init__(
+            f"namespace {namespace!r} is at version {found}, not {expected}: another process "
+            "wrote it first. Read it again and retry."
+        )
+        self.namespace = namespace
+        self.expected = expected
+        self.found = found
+
+
+class StoreURLError(SafestateError, ValueError):
+    """A store URL that names no supported store."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(
+            f"cannot open state store {url!r}: {reason}. Use memory://, "
+            "sqlite:///path/to/file.db or redis://host:6379/0."
+        )
+        self.url = url

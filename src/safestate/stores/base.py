@@ -1,0 +1,109 @@
+"""The one small interface every store implements, and how a URL picks a store.
+
+A store keeps namespaces ("session:<identity>", "shared") of key -> bytes, each
+with a version number. ``commit`` applies sets and deletes to one namespace
+atomically, in one round trip; given ``expected_version`` it refuses with
+VersionConflict (writing nothing) when another writer got there first. That is
+optimistic concurrency: read, compute, commit, retry on conflict. It was chosen
+over store-side locks because a lock held by a process that dies must expire, and
+an expiry short enough to recover quickly can break exclusion for a slow writer;
+a version check cannot.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from ..errors import StoreURLError
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A namespace as read: its values and its version (0 when it does not exist)."""
+
+    values: dict[str, bytes] = field(default_factory=dict)
+    version: int = 0
+
+
+class Store(abc.ABC):
+    """Where persisted state lives. Every method is one round trip to the backend."""
+
+    url: str
+    #: Round trips made so far (for benchmarks and tests; not synchronized, approximate).
+    round_trips: int = 0
+
+    @abc.abstractmethod
+    def load(self, namespace: str) -> Snapshot:
+        """Every key of ``namespace`` and its version. Raises StoreUnavailable."""
+
+    @abc.abstractmethod
+    def commit(
+        self,
+        namespace: str,
+        sets: Mapping[str, bytes],
+        deletes: Iterable[str] = (),
+        *,
+        expected_version: int | None = None,
+        ttl: float | None = None,
+    ) -> int:
+        """Apply ``sets`` and ``deletes`` atomically; return the new version.
+
+        ``ttl`` (seconds) makes the namespace expire after that long without a commit.
+        Raises VersionConflict (nothing written), StoreUnavailable.
+        """
+
+    @abc.abstractmethod
+    def drop(self, namespace: str) -> bool:
+        """Delete a whole namespace; True if it existed. Raises StoreUnavailable."""
+
+    @abc.abstractmethod
+    def cleanup(self) -> int:
+        """Remove expired namespaces now; return how many. Raises StoreUnavailable."""
+
+    def close(self) -> None:  # noqa: B027 - optional for stores that hold nothing
+        """Release connections."""
+
+
+def open_store(url: str) -> Store:
+    """The store a URL names: ``memory://``, ``sqlite:///path.db``, ``redis://host:port/db``.
+
+    Raises StoreURLError for another scheme or a malformed URL, StoreUnavailable when
+    the store cannot be opened.
+    """
+    if not isinstance(url, str):
+        raise StoreURLError(repr(url), "the store URL must be a string")
+    scheme = urlsplit(url).scheme
+    opener = _OPENERS.get(scheme)
+    if opener is None:
+        raise StoreURLError(url, f"unknown scheme {scheme!r}")
+    return opener()(url)
+
+
+def _memory() -> Callable[[str], Store]:
+    from .memory import MemoryStore
+
+    return MemoryStore
+
+
+def _sqlite() -> Callable[[str], Store]:
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore
+
+
+def _redis() -> Callable[[str], Store]:
+    from .redis import RedisStore
+
+    return RedisStore
+
+
+# A plain dict: a new store is one module and one line here.
+_OPENERS: dict[str, Callable[[], Callable[[str], Store]]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "redis": _redis,
+    "rediss": _redis,
+}

@@ -1,0 +1,117 @@
+"""``redis://host:port/db``: several replicas on several machines.
+
+Needs the extra: ``pip install 'streamlit-safestate[redis]'``. A namespace is one
+hash ``safestate:<namespace>``: its fields are ``k:<key>`` and ``__version__``
+(no key can collide with it). ``commit`` is one Lua script (atomic on the server, one round trip):
+check the version, write, delete, bump the version, set the expiry. Redis expires
+idle namespaces itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..errors import StoreUnavailable, VersionConflict
+from .base import Snapshot, Store
+
+try:
+    import redis as _redis
+except ImportError as exc:  # pragma: no cover - depends on the extra being installed
+    raise ImportError(
+        "redis:// stores need redis-py: pip install 'streamlit-safestate[redis]'"
+    ) from exc
+
+_VERSION = "__version__"
+_PREFIX = "safestate:"
+
+# KEYS[1] hash; ARGV: expected version ('' = any), ttl ms ('' = none), n sets, then
+# n key/value pairs, then keys to delete. Returns the new version, or {err, found}.
+_COMMIT = """
+local version = tonumber(redis.call('HGET', KEYS[1], '__version__') or '0')
+if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= version then
+  return {'conflict', version}
+end
+local n = tonumber(ARGV[3])
+local i = 4
+for _ = 1, n do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+while i <= #ARGV do
+  redis.call('HDEL', KEYS[1], ARGV[i])
+  i = i + 1
+end
+version = redis.call('HINCRBY', KEYS[1], '__version__', 1)
+if ARGV[2] ~= '' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return version
+"""
+
+
+class RedisStore(Store):
+    """Namespaces as Redis hashes; one connection pool per store."""
+
+    def __init__(self, url: str, socket_timeout: float = 5.0) -> None:
+        self.url = url
+        self._client: Any = _redis.Redis.from_url(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
+            retry_on_timeout=False,
+        )
+        self._commit = self._client.register_script(_COMMIT)
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        return StoreUnavailable(self.url, f"{type(exc).__name__}: {exc}",
+                                "that the Redis server is running and reachable at that address")
+
+    def load(self, namespace: str) -> Snapshot:
+        self.round_trips += 1
+        try:
+            raw: dict[bytes, bytes] = self._client.hgetall(_PREFIX + namespace)
+        except _redis.RedisError as exc:
+            raise self._unavailable(exc) from exc
+        version = int(raw.pop(_VERSION.encode(), b"0"))
+        return Snapshot({k.decode()[2:]: v for k, v in raw.items()}, version)
+
+    def commit(
+        self,
+        namespace: str,
+        sets: Mapping[str, bytes],
+        deletes: Iterable[str] = (),
+        *,
+        expected_version: int | None = None,
+        ttl: float | None = None,
+    ) -> int:
+        args: list[Any] = [
+            "" if expected_version is None else expected_version,
+            "" if ttl is None else max(1, int(ttl * 1000)),
+            len(sets),
+        ]
+        for key, value in sets.items():
+            args += ["k:" + key, value]
+        args += ["k:" + key for key in deletes]
+        self.round_trips += 1
+        try:
+            result = self._commit(keys=[_PREFIX + namespace], args=args)
+        except _redis.RedisError as exc:
+            raise self._unavailable(exc) from exc
+        if isinstance(result, list):
+            raise VersionConflict(namespace, int(expected_version or 0), int(result[1]))
+        return int(result)
+
+    def drop(self, namespace: str) -> bool:
+        self.round_trips += 1
+        try:
+            return bool(self._client.delete(_PREFIX + namespace))
+        except _redis.RedisError as exc:
+            raise self._unavailable(exc) from exc
+
+    def cleanup(self) -> int:
+        # Redis removes expired hashes itself (PEXPIRE); nothing is left to sweep.
+        return 0
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,134 @@
+"""Store behaviour, the same for every store: memory, a real SQLite file, a real Redis."""
+
+from __future__ import annotations
+
+import multiprocessing
+import pathlib
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from conftest import RedisServer
+
+from safestate.errors import StoreURLError, VersionConflict
+from safestate.stores import Store, open_store
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[str]:
+    if request.param == "memory":
+        yield "memory://"
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        store = open_store(server.url)
+        store._client.flushdb()  # type: ignore[attr-defined]
+        store.close()
+        yield server.url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
+    yield opened
+    opened.close()
+
+
+def test_round_trip_and_versions(store: Store) -> None:
+    assert store.load("s1").version == 0 and store.load("s1").values == {}
+    assert store.commit("s1", {"a": b"1", "b": b"\x00\xff"}) == 1
+    assert store.commit("s1", {"a": b"2"}, ["b"]) == 2
+    snap = store.load("s1")
+    assert snap.values == {"a": b"2"} and snap.version == 2
+    assert store.load("other").values == {}  # namespaces never see each other
+
+
+def test_a_version_conflict_writes_nothing(store: Store) -> None:
+    store.commit("s1", {"a": b"1"})
+    with pytest.raises(VersionConflict, match="version 1, not 0"):
+        store.commit("s1", {"a": b"X", "new": b"Y"}, ["a"], expected_version=0)
+    assert store.load("s1").values == {"a": b"1"} and store.load("s1").version == 1
+    assert store.commit("s1", {"a": b"2"}, expected_version=1) == 2
+
+
+def test_drop_and_expiry(store: Store) -> None:
+    store.commit("gone", {"a": b"1"})
+    assert store.drop("gone") is True and store.drop("gone") is False
+    store.commit("short", {"a": b"1"}, ttl=0.2)
+    store.commit("long", {"a": b"1"}, ttl=60)
+    deadline = time.monotonic() + 10
+    while store.load("short").values and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling interval of a bounded wait
+    assert store.load("short").values == {}
+    store.cleanup()
+    assert store.load("long").values == {"a": b"1"}
+
+
+def test_one_round_trip_per_call(store: Store) -> None:
+    before = store.round_trips
+    store.commit("s1", {"a": b"1", "b": b"2", "c": b"3"}, ["d"])
+    store.load("s1")
+    assert store.round_trips - before == 2
+
+
+def _increment(store: Store, namespace: str, key: str) -> None:
+    """Optimistic read-modify-write: what mutate/increment do against a store."""
+    while True:
+        snap = store.load(namespace)
+        value = int(snap.values.get(key, b"0")) + 1
+        try:
+            store.commit(namespace, {key: str(value).encode()}, expected_version=snap.version)
+            return
+        except VersionConflict:
+            continue
+
+
+def test_optimistic_increments_from_8_threads_lose_nothing(store_url: str) -> None:
+    stores = [open_store(store_url) for _ in range(8)] if "memory" not in store_url else \
+        [open_store(store_url)] * 8
+    ops = 150
+
+    def body(s: Store) -> None:
+        for _ in range(ops):
+            _increment(s, "shared", "n")
+
+    threads = [threading.Thread(target=body, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert int(stores[0].load("shared").values["n"]) == 8 * ops
+
+
+def _process_body(url: str, ops: int) -> None:
+    store = open_store(url)
+    for _ in range(ops):
+        _increment(store, "shared", "n")
+    store.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_two_processes_lose_no_increment(
+    kind: str, tmp_path: pathlib.Path, request: pytest.FixtureRequest
+) -> None:
+    url = (f"sqlite:///{tmp_path / 'state.db'}" if kind == "sqlite"
+           else request.getfixturevalue("redis_server").url)
+    open_store(url).drop("shared")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_process_body, args=(url, 300)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert int(open_store(url).load("shared").values["n"]) == 600
+
+
+@pytest.mark.parametrize(
+    "url", ["postgres://x", "sqlite://", "sqlite://host/x.db", "", "file:///x"]
+)
+def test_bad_urls_are_named(url: str) -> None:
+    with pytest.raises(StoreURLError, match=r"memory://, sqlite:///path/to/file\.db"):
+        open_store(url)
