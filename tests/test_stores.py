@@ -42,6 +42,8 @@ def test_round_trip_and_versions(store: Store) -> None:
     assert store.commit("s1", {"a": b"2"}, ["b"]) == 2
     snap = store.load("s1")
     assert snap.values == {"a": b"2"} and snap.version == 2
+    assert store.get("s1", "a") == b"2" and store.get("s1", "b") is None
+    assert store.get("nope", "a") is None
     assert store.load("other").values == {}  # namespaces never see each other
 
 

@@ -188,3 +188,16 @@ class StoreURLError(SafestateError, ValueError):
             "sqlite:///path/to/file.db or redis://host:6379/0."
         )
         self.url = url
+
+
+class NotSerializableError(SafestateError, TypeError):
+    """A value for a persisted key cannot be stored with the configured serializer."""
+
+    def __init__(self, key: str, value: object, reason: str) -> None:
+        super().__init__(
+            f"{key!r} is persisted, but a {type(value).__name__} cannot be stored as JSON "
+            f"({reason}). Store plain data (dict, list, str, numbers, datetimes, dataclasses, "
+            "pydantic models), or persist this key no longer. Nothing was written."
+        )
+        self.key = key
+        self.value_type = type(value).__name__

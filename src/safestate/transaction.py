@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import NotAMappingError, TransactionClosedError
@@ -15,16 +15,28 @@ _DELETE: Any = object()
 _MISSING: Any = object()
 
 
-def apply_changes(state: MutableMapping[str, Any], changes: Iterable[tuple[str, Any]]) -> None:
+def apply_changes(
+    state: MutableMapping[str, Any], changes: Iterable[tuple[str, Any]]
+) -> Callable[[], None]:
     """Apply (key, value-or-_DELETE) pairs; if one fails, undo the others and re-raise.
 
     A write can fail half-way through: e.g. Streamlit refuses to set a key whose
     widget was already drawn in this run. The undo log restores what was there.
     Writes go first and deletes last: deleting a present key cannot fail, and a
-    deleted widget key could not be restored as the widget's again.
+    deleted widget key could not be restored as the widget's again. Returns a
+    function that undoes the whole change, for a caller whose next step fails.
     """
     ordered = sorted(changes, key=lambda change: change[1] is _DELETE)  # stable
-    undo: list[tuple[str, bool, Any]] = []
+    log: list[tuple[str, bool, Any]] = []
+
+    def undo() -> None:
+        for key, had, old in reversed(log):
+            if had:
+                state[key] = old
+            else:
+                with contextlib.suppress(KeyError):
+                    del state[key]
+
     try:
         for key, value in ordered:
             try:
@@ -36,15 +48,11 @@ def apply_changes(state: MutableMapping[str, Any], changes: Iterable[tuple[str, 
                     del state[key]
             else:
                 state[key] = value
-            undo.append((key, had, old))
+            log.append((key, had, old))
     except BaseException:
-        for key, had, old in reversed(undo):
-            if had:
-                state[key] = old
-            else:
-                with contextlib.suppress(KeyError):
-                    del state[key]
+        undo()
         raise
+    return undo
 
 
 class Transaction:

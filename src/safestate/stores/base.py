@@ -40,6 +40,10 @@ class Store(abc.ABC):
         """Every key of ``namespace`` and its version. Raises StoreUnavailable."""
 
     @abc.abstractmethod
+    def get(self, namespace: str, key: str) -> bytes | None:
+        """One key of ``namespace``, or None. Raises StoreUnavailable."""
+
+    @abc.abstractmethod
     def commit(
         self,
         namespace: str,

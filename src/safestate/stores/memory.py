@@ -31,6 +31,12 @@ class MemoryStore(Store):
             found = self._live(namespace)
             return Snapshot() if found is None else Snapshot(dict(found[0]), found[1])
 
+    def get(self, namespace: str, key: str) -> bytes | None:
+        with self._lock:
+            self.round_trips += 1
+            found = self._live(namespace)
+            return None if found is None else found[0].get(key)
+
     def commit(
         self,
         namespace: str,

@@ -76,6 +76,14 @@ class RedisStore(Store):
         version = int(raw.pop(_VERSION.encode(), b"0"))
         return Snapshot({k.decode()[2:]: v for k, v in raw.items()}, version)
 
+    def get(self, namespace: str, key: str) -> bytes | None:
+        self.round_trips += 1
+        try:
+            value: bytes | None = self._client.hget(_PREFIX + namespace, "k:" + key)
+        except _redis.RedisError as exc:
+            raise self._unavailable(exc) from exc
+        return value
+
     def commit(
         self,
         namespace: str,

@@ -82,6 +82,19 @@ class SQLiteStore(Store):
             raise self._unavailable(exc) from exc
         return Snapshot({k: bytes(v) for k, v in items}, int(row[0]))
 
+    def get(self, namespace: str, key: str) -> bytes | None:
+        db = self._connection()
+        self.round_trips += 1
+        try:
+            row = db.execute(
+                "SELECT i.value FROM safestate_items i JOIN safestate_namespaces n "
+                "ON n.ns = i.ns WHERE i.ns = ? AND i.key = ? "
+                "AND (n.expires_at IS NULL OR n.expires_at > ?)", (namespace, key, time.time()),
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from exc
+        return None if row is None else bytes(row[0])
+
     def commit(
         self,
         namespace: str,

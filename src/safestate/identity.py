@@ -1,0 +1,90 @@
+"""Whose state it is across reloads: the session, the logged-in user, the browser, or yours.
+
+``browser`` identity is a random 128-bit token signed with HMAC-SHA256 and kept in
+the URL's query string (``?ss=...``). Streamlit 1.67 cannot set a cookie during a
+session (``st.context.cookies`` is read-only; only ``st.App`` middleware touches
+HTTP responses, at page load), while ``st.query_params`` is writable and survives a
+reload. The trade-off: the token is in the address bar, the history, server logs,
+and any link the user shares, and whoever has that link has that state. Use
+``user`` identity (``st.login``) for anything private.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable
+from typing import Any, Literal
+
+from .errors import SafestateError
+
+IdentityMode = Literal["session", "user", "browser"] | Callable[[], str]
+TOKEN_BYTES = 16  # 128 bits
+
+
+class IdentityError(SafestateError, ValueError):
+    """The identity setting cannot work as given."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def sign(token: str, secret: bytes) -> str:
+    """``token.signature`` (HMAC-SHA256, 128 bits of it)."""
+    mac = hmac.new(secret, token.encode(), hashlib.sha256).digest()[:16]
+    return f"{token}.{_b64(mac)}"
+
+
+def verify(signed: str, secret: bytes) -> str | None:
+    """The token inside ``signed`` if its signature is right, else None (forged or tampered)."""
+    if not isinstance(signed, str) or signed.count(".") != 1 or len(signed) > 100:
+        return None
+    token = signed.split(".", 1)[0]
+    if len(token) < 20:
+        return None
+    return token if hmac.compare_digest(sign(token, secret), signed) else None
+
+
+def new_token() -> str:
+    """A fresh random 128-bit token."""
+    return _b64(secrets.token_bytes(TOKEN_BYTES))
+
+
+def namespace_for(identity: str) -> str:
+    """The store namespace of an identity: hashed, so no email or token sits in the store."""
+    return "id:" + hashlib.sha256(identity.encode()).hexdigest()[:40]
+
+
+def resolve(mode: IdentityMode, session_id: str, secret: bytes | None, param: str) -> str:
+    """The calling script run's identity. Needs a script run (st.query_params, st.user).
+
+    Raises IdentityError when a callable identity returns no usable string.
+    """
+    import streamlit as st
+
+    if mode == "session":
+        return "session:" + session_id
+    if mode == "user":
+        user: Any = st.user
+        if user.get("is_logged_in") or user.get("email"):
+            who = user.get("email") or user.get("sub")
+            if who:
+                return "user:" + str(who)
+        return "session:" + session_id  # not logged in: this session only
+    if mode == "browser":
+        assert secret is not None  # checked by configure()
+        token = verify(st.query_params.get(param, ""), secret)
+        if token is None:  # none yet, forged or tampered: a fresh, empty identity
+            token = new_token()
+            st.query_params[param] = sign(token, secret)
+        return "browser:" + token
+    value = mode()
+    if not isinstance(value, str) or not value:
+        raise IdentityError(
+            f"the identity callable {getattr(mode, '__name__', mode)!r} returned {value!r}; "
+            "it must return a non-empty str that names whose state it is"
+        )
+    return "custom:" + value

@@ -1,0 +1,198 @@
+"""Persisted state: declared keys written through to a store, loaded back by identity.
+
+A session's persisted keys live in the store under its identity's namespace and,
+as a cache, in its ``st.session_state``: loaded on the session's first call,
+written through on every write (one round trip), so a reload, a restart or another
+replica with the same identity finds them. Read-modify-writes (``mutate``,
+``increment``, transactions) check the namespace's version when they commit and
+start over when another process got there first, so no update is lost between
+processes. With a store configured, ``shared`` lives wholly in the store.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from . import _compat, identity
+from ._locks import ScopeLock
+from .errors import VersionConflict
+from .serialization import Serializer
+from .stores.base import Snapshot, Store
+from .transaction import _DELETE, apply_changes
+
+_MISSING: Any = object()
+MAX_ATTEMPTS = 200
+
+
+def _backoff(attempt: int) -> None:
+    # Contending writers in other processes: step aside for a random moment.
+    time.sleep(random.uniform(0, min(0.001 * attempt, 0.02)))
+
+
+class Persistence:
+    """What is persisted, where, for whom; shared by the manager and its handles."""
+
+    def __init__(
+        self,
+        store: Store,
+        serializer: Serializer,
+        keys: Callable[[str], bool],
+        identity_mode: identity.IdentityMode,
+        secret: bytes | None,
+        query_param: str,
+        ttl: float | None,
+    ) -> None:
+        self.store = store
+        self.serializer = serializer
+        self.persists = keys
+        self.identity_mode = identity_mode
+        self.secret = secret
+        self.query_param = query_param
+        self.ttl = ttl
+
+    def session_view(self, lock: ScopeLock, local: Any, session_id: str) -> PersistentView:
+        """The session's state with persistence; loads it on the session's first call.
+
+        Called with the session lock held.
+        """
+        extra = lock.extra if lock.extra is not None else {}
+        namespace = extra.get("namespace")
+        if not isinstance(namespace, str):
+            if _compat.current_run() is not None:
+                who = identity.resolve(self.identity_mode, session_id, self.secret,
+                                       self.query_param)
+            else:  # a worker before the script's first call: this session only
+                who = "session:" + session_id
+            namespace = identity.namespace_for(who)
+            view = PersistentView(self, namespace, local)
+            view.refresh(self.store.load(namespace))
+            extra["namespace"] = namespace
+            lock.extra = extra
+            return view
+        return PersistentView(self, namespace, local)
+
+
+class PersistentView:
+    """A scope's state seen through persistence: local cache (a session) or none (shared)."""
+
+    __slots__ = ("_local", "_p", "namespace")
+
+    def __init__(self, persistence: Persistence, namespace: str, local: Any) -> None:
+        self._p = persistence
+        self.namespace = namespace
+        self._local = local  # None: read everything from the store (shared)
+
+    def _persisted(self, key: str) -> bool:
+        return self._local is None or self._p.persists(key)
+
+    def refresh(self, snap: Snapshot) -> None:
+        """Put the store's persisted values into the local cache."""
+        if self._local is None:
+            return
+        loads = self._p.serializer.loads
+        for key, data in snap.values.items():
+            if self._p.persists(key):
+                self._local[key] = loads(key, data)
+
+    # -- the mapping the scopes use -----------------------------------------------------------
+    def __getitem__(self, key: str) -> Any:
+        if self._local is not None:
+            return self._local[key]
+        data = self._p.store.get(self.namespace, key)
+        if data is None:
+            raise KeyError(key)
+        return self._p.serializer.loads(key, data)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if self._persisted(key):
+            data = self._p.serializer.dumps(key, value)  # raises before anything is written
+            self._p.store.commit(self.namespace, {key: data}, ttl=self._p.ttl)
+        if self._local is not None:
+            self._local[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self[key]  # KeyError when absent, as a mapping does
+        if self._persisted(key):
+            self._p.store.commit(self.namespace, {}, [key], ttl=self._p.ttl)
+        if self._local is not None:
+            del self._local[key]
+
+    @property
+    def filtered_state(self) -> dict[str, Any]:
+        if self._local is not None:
+            return _compat.snapshot(self._local)
+        snap = self._p.store.load(self.namespace)
+        return {k: self._p.serializer.loads(k, v) for k, v in snap.values.items()}
+
+    # -- several keys at once ---------------------------------------------------------------
+    def apply(
+        self, changes: Iterable[tuple[str, Any]], expected_version: int | None = None
+    ) -> None:
+        """Apply (key, value-or-_DELETE) pairs: one store commit for the persisted ones.
+
+        All or nothing: values are encoded first, the local cache is changed with an
+        undo log, and undone if the store refuses. Raises VersionConflict,
+        StoreUnavailable, NotSerializableError.
+        """
+        changes = list(changes)
+        dumps = self._p.serializer.dumps
+        sets = {k: dumps(k, v) for k, v in changes if v is not _DELETE and self._persisted(k)}
+        deletes = [k for k, v in changes if v is _DELETE and self._persisted(k)]
+        if self._local is None:
+            self._p.store.commit(self.namespace, sets, deletes,
+                                 expected_version=expected_version, ttl=self._p.ttl)
+            return
+        undo = apply_changes(self._local, changes)
+        try:
+            if sets or deletes or expected_version is not None:
+                self._p.store.commit(self.namespace, sets, deletes,
+                                     expected_version=expected_version, ttl=self._p.ttl)
+        except BaseException:
+            undo()
+            raise
+
+    def snapshot(self) -> tuple[dict[str, Any], int]:
+        """A consistent read for a transaction: (values, version); the cache is refreshed."""
+        snap = self._p.store.load(self.namespace)
+        self.refresh(snap)
+        if self._local is not None:
+            return _compat.snapshot(self._local), snap.version
+        loads = self._p.serializer.loads
+        return {k: loads(k, v) for k, v in snap.values.items()}, snap.version
+
+    def mutate(self, key: str, fn: Callable[[Any], Any], default: Any,
+               check: Callable[[str, Any], Any]) -> Any:
+        """Read-modify-write that loses nothing to other processes (optimistic, retried).
+
+        ``fn`` may run more than once when others write the same namespace meanwhile.
+        """
+        if not self._persisted(key):
+            current = self[key] if self._has(key) else default
+            new = check(key, fn(current))
+            self[key] = new
+            return new
+        for attempt in range(MAX_ATTEMPTS):
+            snap = self._p.store.load(self.namespace)
+            data = snap.values.get(key)
+            current = default if data is None else self._p.serializer.loads(key, data)
+            new = check(key, fn(current))
+            try:
+                self._p.store.commit(self.namespace, {key: self._p.serializer.dumps(key, new)},
+                                     expected_version=snap.version, ttl=self._p.ttl)
+            except VersionConflict:
+                _backoff(attempt)
+                continue
+            if self._local is not None:
+                self._local[key] = new
+            return new
+        raise VersionConflict(self.namespace, -1, -1)
+
+    def _has(self, key: str) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
