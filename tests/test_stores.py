@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import pathlib
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -104,11 +105,24 @@ def test_optimistic_increments_from_8_threads_lose_nothing(store_url: str) -> No
     assert int(stores[0].load("shared").values["n"]) == 8 * ops
 
 
-def _process_body(url: str, ops: int) -> None:
-    store = open_store(url)
-    for _ in range(ops):
-        _increment(store, "shared", "n")
-    store.close()
+# A separate interpreter (not multiprocessing: AppTest replaces __main__, which spawn re-imports).
+_PROCESS = """
+import sys
+from safestate.errors import VersionConflict
+from safestate.stores import open_store
+
+store = open_store(sys.argv[1])
+for _ in range(int(sys.argv[2])):
+    while True:
+        snap = store.load("shared")
+        value = int(snap.values.get("n", b"0")) + 1
+        try:
+            store.commit("shared", {"n": str(value).encode()}, expected_version=snap.version)
+            break
+        except VersionConflict:
+            continue
+store.close()
+"""
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
@@ -118,13 +132,8 @@ def test_two_processes_lose_no_increment(
     url = (f"sqlite:///{tmp_path / 'state.db'}" if kind == "sqlite"
            else request.getfixturevalue("redis_server").url)
     open_store(url).drop("shared")
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_process_body, args=(url, 300)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0]
+    procs = [subprocess.Popen([sys.executable, "-c", _PROCESS, url, "300"]) for _ in range(2)]
+    assert [p.wait(120) for p in procs] == [0, 0]
     assert int(open_store(url).load("shared").values["n"]) == 600
 
 

@@ -6,6 +6,7 @@ The module-level functions are ``session_manager``'s methods.
 
 from __future__ import annotations
 
+from .config import Configuration, Settings
 from .dependencies import DependencyReport, DependencyStatus
 from .errors import (
     DependencyNotReady,
@@ -15,12 +16,16 @@ from .errors import (
     MissingStateError,
     NoSessionError,
     NotAMappingError,
+    NotSerializableError,
     SafestateError,
     SchemaConflictError,
     StateValidationError,
+    StoreUnavailable,
+    StoreURLError,
     StreamlitCompatibilityError,
     TransactionClosedError,
     UnknownDependencyError,
+    VersionConflict,
 )
 from .manager import SessionHandle, SessionStateManager
 from .schema import TypedState
@@ -49,6 +54,12 @@ start_thread = session_manager.start_thread
 cleanup_old_sessions = session_manager.cleanup_old_sessions
 get_session_stats = session_manager.get_session_stats
 
+#: Where state persists and for whom (see configure()).
+configuration = Configuration(session_manager, shared)
+session_manager._config = configuration
+configure = configuration.configure
+cleanup_store = configuration.cleanup
+
 #: Declared keys, dependencies, page guards and health reports for ``session_manager``.
 session_validator = SessionValidator(session_manager)
 
@@ -67,6 +78,7 @@ get_contenedor = session_validator.get_contenedor
 is_ia_system_ready = session_validator.is_ia_system_ready
 
 __all__ = [
+    "Configuration",
     "DependencyNotReady",
     "DependencyReport",
     "DependencyStatus",
@@ -78,19 +90,27 @@ __all__ = [
     "MissingStateError",
     "NoSessionError",
     "NotAMappingError",
+    "NotSerializableError",
     "SafestateError",
     "SchemaConflictError",
     "SessionHandle",
     "SessionStateManager",
     "SessionValidator",
+    "Settings",
     "SharedState",
     "StateValidationError",
+    "StoreURLError",
+    "StoreUnavailable",
     "StreamlitCompatibilityError",
     "Transaction",
     "TransactionClosedError",
     "TypedState",
     "UnknownDependencyError",
+    "VersionConflict",
     "cleanup_old_sessions",
+    "cleanup_store",
+    "configuration",
+    "configure",
     "current",
     "ensure_session_initialized",
     "get_caso_uso_maestro",

@@ -192,6 +192,13 @@ class LockRegistry:
             return (list(self._entries.values()), self.cleaned, self.removed_ops,
                     self.removed_waits, self.removed_wait_ns)
 
+    def forget_namespaces(self) -> None:
+        """Make every session resolve its identity and load its persisted state anew."""
+        for entry in self.entries():
+            extra = entry.extra
+            if extra is not None:
+                extra.pop("namespace", None)
+
     def keys(self) -> list[str]:
         """A snapshot of the tracked keys."""
         return list(self._entries)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar, overload
 from ._compat import user_keys
 from ._locks import ScopeLock, check_timeout
 from .errors import EmptyKeyError, InvalidKeyError, NotAMappingError
+from .persistence import PersistentView
 from .schema import SchemaRegistry
 from .transaction import Transaction, apply_changes
 
@@ -24,6 +25,10 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _MISSING: Any = object()
+
+
+def _unchecked(key: str, value: Any) -> Any:
+    return value
 
 
 def check_key(key: object) -> str:
@@ -103,7 +108,10 @@ class Scope:
         lock, state = self._enter("safe_update")
         try:
             lock.ops += 1
-            apply_changes(state, changes)
+            if type(state) is PersistentView:
+                state.apply(changes)
+            else:
+                apply_changes(state, changes)
         finally:
             lock.release()
 
@@ -133,17 +141,19 @@ class Scope:
         check_key(key)
         if not callable(fn):
             raise TypeError(f"mutate({key!r}, fn): fn must be callable, got {type(fn).__name__}")
+        schema = self._schema
+        check = schema.check if schema is not None and schema.fields else _unchecked
         lock, state = self._enter("mutate")
         try:
             lock.ops += 1
+            if type(state) is PersistentView:  # other processes write too: versioned, retried
+                result: T = state.mutate(key, fn, default, check)
+                return result
             try:
                 current = state[key]
             except KeyError:
                 current = default
-            new = fn(current)
-            schema = self._schema
-            if schema is not None and schema.fields:
-                new = schema.check(key, new)
+            new: T = check(key, fn(current))
             state[key] = new
             return new
         finally:
@@ -182,7 +192,15 @@ class Scope:
         lock, state = self._enter("transaction", timeout)
         try:
             lock.ops += 1
-            tx = Transaction(state, self._schema)
+            if type(state) is PersistentView:
+                # Reads from one snapshot; the commit checks its version (VersionConflict
+                # if another process wrote meanwhile: nothing applied).
+                values, version = state.snapshot()
+                view = state
+                tx = Transaction(values, self._schema,
+                                 lambda changes: view.apply(changes, expected_version=version))
+            else:
+                tx = Transaction(state, self._schema)
             try:
                 yield tx
             except BaseException:

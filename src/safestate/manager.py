@@ -7,7 +7,7 @@ import math
 import threading
 from collections.abc import Callable
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _compat
 from ._locks import LockRegistry, ScopeLock
@@ -15,6 +15,10 @@ from ._scope import Scope, check_key
 from .errors import NoSessionError
 from .schema import SchemaRegistry
 from .shared import SharedState, shared_state
+
+if TYPE_CHECKING:
+    from .config import Configuration
+    from .persistence import Persistence
 
 _MISSING: Any = object()
 
@@ -47,8 +51,15 @@ class SessionHandle(Scope):
         self.session_id = session_id
 
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
-        lock = self._manager._registry.acquire(self.session_id, self._state, timeout)
-        return lock, self._view
+        manager = self._manager
+        lock = manager._registry.acquire(self.session_id, self._state, timeout)
+        if manager._persistence is None:
+            return lock, self._view
+        try:
+            return lock, manager._persistence.session_view(lock, self._view, self.session_id)
+        except BaseException:
+            lock.release()
+            raise
 
     def is_alive(self) -> bool:
         """False once Streamlit has ended the session (its user is gone for good)."""
@@ -69,6 +80,10 @@ class SessionStateManager(Scope):
 
     scope_name = "session"
     _schema: SchemaRegistry
+    #: Set by configure() when keys are persisted.
+    _persistence: Persistence | None = None
+    #: Set by safestate's __init__: applies deployment settings on a session's first call.
+    _config: Configuration | None = None
 
     def __init__(
         self,
@@ -92,9 +107,19 @@ class SessionStateManager(Scope):
             raise NoSessionError(op)
         sid, state = run
         registry = self._registry
-        if registry.get(sid) is None and monotonic() - registry.last_sweep >= self.sweep_interval:
-            self._sweep()
-        return registry.acquire(sid, state, timeout), state
+        if registry.get(sid) is None:  # a session's first call: the cold path
+            if self._config is not None:
+                self._config.ensure()
+            if monotonic() - registry.last_sweep >= self.sweep_interval:
+                self._sweep()
+        lock = registry.acquire(sid, state, timeout)
+        if self._persistence is None:
+            return lock, state
+        try:
+            return lock, self._persistence.session_view(lock, state, sid)
+        except BaseException:
+            lock.release()
+            raise
 
     def safe_get(self, key: str, default: Any = None) -> Any:
         """The value of ``key`` in this session, or ``default`` when it is not set.
@@ -102,6 +127,8 @@ class SessionStateManager(Scope):
         Raises InvalidKeyError/EmptyKeyError for a bad key, NoSessionError outside a session.
         """
         # Hot path, written out: a read takes only the session lock (not Streamlit's).
+        if self._persistence is not None:  # the first read loads persisted state
+            return Scope.safe_get(self, key, default)
         if type(key) is not str or not key:
             check_key(key)
         run = _compat.current_run()

@@ -6,6 +6,7 @@ from typing import Any
 
 from ._locks import ScopeLock
 from ._scope import Scope
+from .persistence import PersistentView
 
 
 class SharedState(Scope):
@@ -16,6 +17,8 @@ class SharedState(Scope):
     """
 
     scope_name = "shared state"
+    #: With a store configured (not memory://), the shared state lives there instead.
+    _view: PersistentView | None = None
 
     def __init__(self) -> None:
         self._lock = ScopeLock("shared", "the shared state")
@@ -23,18 +26,21 @@ class SharedState(Scope):
 
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
         self._lock.acquire(timeout)
-        return self._lock, self._data
+        view = self._view
+        return self._lock, self._data if view is None else view
 
     def clear(self) -> None:
         """Remove every key."""
         with self.session_lock():
             self._data.clear()
+            if self._view is not None:
+                self._view._p.store.drop(self._view.namespace)
 
     def stats(self) -> dict[str, Any]:
         """Operations, waits and keys of the shared state (key count only, no values)."""
         lock = self._lock
         return {
-            "keys": len(self._data),
+            "keys": len(self._data) if self._view is None else None,  # None: in the store
             "operations": lock.ops,
             "lock_waits": lock.waits,
             "lock_wait_seconds": lock.wait_ns / 1e9,

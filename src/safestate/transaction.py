@@ -64,11 +64,17 @@ class Transaction:
     """
 
     def __init__(
-        self, state: MutableMapping[str, Any], schema: SchemaRegistry | None = None
+        self,
+        state: MutableMapping[str, Any],
+        schema: SchemaRegistry | None = None,
+        apply: Callable[[list[tuple[str, Any]]], object] | None = None,
     ) -> None:
         from ._scope import check_key
 
         self._check_key = check_key
+        # How staged changes land: into ``state`` by default; a persisted scope passes
+        # its own (one versioned store commit).
+        self._apply = apply
         self._schema = schema if schema is not None and schema.fields else None
         self._state: MutableMapping[str, Any] | None = state
         self._staged: dict[str, Any] = {}
@@ -138,7 +144,11 @@ class Transaction:
         """Apply the staged changes (called by the ``with`` block on success)."""
         state = self._open_state()
         try:
-            apply_changes(state, self._staged.items())
+            changes = list(self._staged.items())
+            if self._apply is None:
+                apply_changes(state, changes)
+            else:
+                self._apply(changes)
         finally:
             self.close()
 

@@ -20,7 +20,7 @@ from .dependencies import (
     _has,
     _reason,
 )
-from .errors import DependencyNotReady, MissingStateError, NoSessionError
+from .errors import DependencyNotReady, MissingStateError, NoSessionError, StoreUnavailable
 from .manager import SessionStateManager, session_label
 from .recovery import Problem, show_recovery
 from .schema import TypedState
@@ -127,7 +127,9 @@ class SessionValidator:
     """Declared session keys, dependencies, page guards and health reports (the design's names)."""
 
     #: Errors that ``guard()`` turns into the recovery panel.
-    recoverable: tuple[type[BaseException], ...] = (DependencyNotReady, MissingStateError)
+    recoverable: tuple[type[BaseException], ...] = (
+        DependencyNotReady, MissingStateError, StoreUnavailable,
+    )
 
     def __init__(self, manager: SessionStateManager) -> None:
         self._manager = manager
@@ -373,6 +375,9 @@ class SessionValidator:
         if isinstance(exc, MissingStateError):
             first = exc.keys[0] if exc.keys else "?"
             return self._key_problem(first, exc.errors.get(first))
+        if isinstance(exc, StoreUnavailable):
+            return Problem("store", "store", "**Saved data is out of reach right now**: "
+                           f"{exc}. Your other work on this page is not affected.")
         return Problem(type(exc).__name__, "error", str(exc))
 
     def _key_problem(self, name: str, error: str | None) -> Problem:

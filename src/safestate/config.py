@@ -1,0 +1,154 @@
+"""``configure()``: where state persists and for whom, in one place.
+
+Every setting left out is read from ``st.secrets["safestate"]`` or an environment
+variable ``SAFESTATE_<NAME>`` (STORE, IDENTITY, TTL, PERSIST, SECRET, SERIALIZER),
+so a deployment moves from memory to SQLite to Redis without a code change. With
+neither, safestate keeps today's behaviour: memory://, per-session, nothing persisted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import identity as _identity
+from .persistence import Persistence, PersistentView
+from .serialization import Format, Serializer
+from .stores.base import Store, open_store
+
+if TYPE_CHECKING:
+    from .manager import SessionStateManager
+    from .shared import SharedState
+
+_NAMES = ("store", "identity", "ttl", "persist", "secret", "serializer", "query_param")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings in force (``safestate.configure()`` returns them)."""
+
+    store: str = "memory://"
+    identity: _identity.IdentityMode = "session"
+    ttl: float | None = None
+    persist: tuple[str, ...] | str = ()
+    secret: bytes | None = None
+    serializer: Format = "json"
+    query_param: str = "ss"
+
+    def _key(self) -> tuple[Any, ...]:
+        ident: object = self.identity
+        if callable(ident):  # a script re-creates its functions on every rerun
+            ident = f"{getattr(ident, '__module__', '')}.{getattr(ident, '__qualname__', '')}"
+        return (self.store, ident, self.ttl, self.persist, self.secret, self.serializer,
+                self.query_param)
+
+
+def _from_deployment(name: str) -> Any:
+    """A setting from st.secrets["safestate"][name], else $SAFESTATE_<NAME>, else None."""
+    try:
+        import streamlit as st
+
+        section = st.secrets.get("safestate")
+        if section is not None and name in section:
+            return section[name]
+    except Exception:  # no secrets.toml, or not under Streamlit: fall through to env
+        pass
+    return os.environ.get(f"SAFESTATE_{name.upper()}")
+
+
+def _settings(given: dict[str, Any]) -> Settings:
+    raw = {n: given[n] if given.get(n) is not None else _from_deployment(n) for n in _NAMES}
+    defaults = Settings()
+    store = raw["store"] or defaults.store
+    if not isinstance(store, str):
+        raise TypeError(f"store must be a URL string, got {type(store).__name__}")
+    mode = raw["identity"] or defaults.identity
+    if not callable(mode) and mode not in ("session", "user", "browser"):
+        raise ValueError(
+            f"identity must be 'session', 'user', 'browser' or a callable returning a str, "
+            f"got {mode!r}"
+        )
+    ttl = raw["ttl"]
+    if ttl is not None:
+        try:
+            ttl = float(ttl)
+        except (TypeError, ValueError):
+            raise TypeError(f"ttl must be a number of seconds, got {ttl!r:.40}") from None
+        if not math.isfinite(ttl) or ttl <= 0:
+            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
+    persist = raw["persist"] or ()
+    if isinstance(persist, str) and persist != "schema":
+        persist = tuple(p.strip() for p in persist.split(",") if p.strip())
+    if isinstance(persist, Iterable) and not isinstance(persist, str):
+        persist = tuple(persist)
+        for key in persist:
+            if not isinstance(key, str) or not key:
+                raise TypeError(f"persist lists key names (str); got {key!r:.40}")
+    secret = raw["secret"]
+    if isinstance(secret, str):
+        secret = secret.encode()
+    if mode == "browser" and (not isinstance(secret, bytes) or len(secret) < 16):
+        raise ValueError(
+            "identity='browser' signs its tokens: give a secret of at least 16 bytes, as "
+            "configure(secret=...), st.secrets['safestate']['secret'] or $SAFESTATE_SECRET"
+        )
+    serializer = raw["serializer"] or defaults.serializer
+    if serializer not in ("json", "pickle"):
+        raise ValueError(f"serializer must be 'json' or 'pickle' (opt-in), got {serializer!r}")
+    param = raw["query_param"] or defaults.query_param
+    return Settings(store, mode, ttl, persist, secret, serializer, str(param))
+
+
+class Configuration:
+    """The settings in force and the store they opened."""
+
+    def __init__(self, manager: SessionStateManager, shared: SharedState) -> None:
+        self._manager = manager
+        self._shared = shared
+        self._lock = threading.Lock()
+        self.settings: Settings | None = None
+        self.store: Store | None = None
+
+    def configure(self, **given: Any) -> Settings:
+        """Apply settings (see ``safestate.configure``); cheap when nothing changed."""
+        settings = _settings(given)
+        with self._lock:
+            if self.settings is not None and settings._key() == self.settings._key():
+                return self.settings
+            store = open_store(settings.store)  # raises before anything changes
+            old, self.store, self.settings = self.store, store, settings
+            schema = self._manager._schema
+            persisted: Callable[[str], bool]
+            if settings.persist == "schema":
+                persisted = schema.fields.__contains__
+            else:
+                names = frozenset(settings.persist)
+                persisted = names.__contains__
+            persistence = Persistence(
+                store, Serializer(schema, settings.serializer), persisted, settings.identity,
+                settings.secret, settings.query_param, settings.ttl,
+            )
+            self._manager._persistence = persistence if settings.persist else None
+            shared_in_store = not settings.store.startswith("memory:")
+            self._shared._view = (
+                PersistentView(persistence, "shared", None) if shared_in_store else None
+            )
+            self._manager._registry.forget_namespaces()
+            if old is not None:
+                old.close()
+            return settings
+
+    def ensure(self) -> None:
+        """Configure from the deployment (secrets, env) once, if configure() was not called."""
+        if self.settings is None:
+            self.configure()
+
+    def cleanup(self) -> int:
+        """Remove expired persisted state now; return how many namespaces went."""
+        self.ensure()
+        assert self.store is not None
+        return self.store.cleanup()
