@@ -153,7 +153,10 @@ class LockRegistry:
                 raise LockTimeoutError(entry.label, timeout or 0.0) from None
             if not entry.dead:
                 if owner_obj is not None and entry.state is not owner_obj:
-                    entry.state = owner_obj  # AppTest reuses one session id for new states
+                    # A new state object under a known id is a new session (AppTest reuses
+                    # one id): it starts without the last one's bookkeeping.
+                    entry.state = owner_obj
+                    entry.extra = None
                 return entry
             if waited:  # the wait went into an entry already totalled: count it here
                 with self._guard:

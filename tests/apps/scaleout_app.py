@@ -1,0 +1,68 @@
+"""Served by `streamlit run` in tests/test_scaleout.py: two processes, one store.
+
+The store comes from $SAFESTATE_STORE (set by the test); with one configured, ``shared``
+lives in the store, so every process serving this app sees the same shared state.
+
+Query parameters:
+  key=K               the shared key to work on (default "hits")
+  set=JSON            write json.loads(JSON) to K through shared.safe_set
+  hammer=N            4 threads each do N shared.increment(K), joined with a deadline
+Always drawn: STORE, PID and VALUE (K's value as JSON, read after any work above).
+"""
+
+import json
+import os
+import threading
+import time
+
+import streamlit as st
+
+import safestate
+
+THREADS = 4
+JOIN_SECONDS = 45.0  # the whole hammer must finish within this, or it reports ALIVE>0
+
+safestate.configure()  # store and the rest from the environment (SAFESTATE_STORE)
+
+q = st.query_params
+key = q.get("key", "hits")
+
+if "set" in q:
+    safestate.shared.safe_set(key, json.loads(q["set"]))
+
+if "hammer" in q:
+    per_thread = int(q["hammer"])
+    done = [0] * THREADS
+    errors: list[str] = []
+    store = safestate.configuration.store
+    assert store is not None
+    trips_before = store.round_trips
+
+    def hammer(slot: int) -> None:
+        try:
+            for _ in range(per_thread):
+                safestate.shared.increment(key)
+                done[slot] += 1
+        except BaseException as exc:  # reported on the page, not lost in a thread
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=hammer, args=(i,), daemon=True) for i in range(THREADS)]
+    started = time.time()
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + JOIN_SECONDS
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    finished = time.time()
+    st.markdown(f"DONE={sum(done)}")
+    st.markdown(f"ALIVE={sum(t.is_alive() for t in threads)}")
+    st.markdown(f"ERRORS={json.dumps(errors)}")
+    st.markdown(f"SPAN={started:.6f},{finished:.6f}")
+    # Threads of this process take turns on shared's lock, so this count is exact enough:
+    # 2 per increment (load + commit) plus 2 per retry after another process won the race.
+    st.markdown(f"TRIPS={store.round_trips - trips_before}")
+
+settings = safestate.configuration.settings
+st.markdown(f"STORE={settings.store if settings else None}")
+st.markdown(f"PID={os.getpid()}")
+st.markdown(f"VALUE={json.dumps(safestate.shared.safe_get(key))}")
