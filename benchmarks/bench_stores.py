@@ -236,7 +236,7 @@ def bench_redis(url: str) -> list[Row]:
 
     def raw_get(n: int) -> None:
         for _ in range(n):
-            json.loads(r.get("raw:payload"))
+            json.loads(r.get("raw:payload"))  # type: ignore[arg-type]
 
     def raw_tx(n: int) -> None:
         for i in range(n):

@@ -10,8 +10,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -70,20 +72,28 @@ class Server:
             self.proc.wait(10)
 
 
-@pytest.fixture(scope="module")
-def isolation_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    server = Server(HERE / "apps" / "isolation_app.py", log)
+def serve(app: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Serve tests/apps/<app> for a module's tests, then stop it."""
+    server = Server(HERE / "apps" / app, tmp_path_factory.mktemp("server") / "streamlit.log")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def isolation_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from serve("isolation_app.py", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    server = Server(HERE / "apps" / "worker_app.py", log)
-    yield server
-    server.stop()
+    yield from serve("worker_app.py", tmp_path_factory)
+
+
+def run_app(app: Any, **kwargs: Any) -> AppTest:
+    """Run ``app`` (a function doing its own imports) in a real script run; no exception."""
+    at = AppTest.from_function(app, kwargs=kwargs, default_timeout=60).run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
 
 
 class RedisServer:

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import pytest
+from conftest import run_app as run
 from streamlit.testing.v1 import AppTest
 
 import safestate
@@ -16,12 +17,6 @@ from safestate import (
     NotAMappingError,
     TransactionClosedError,
 )
-
-
-def run(app: Any, **kwargs: Any) -> AppTest:
-    at = AppTest.from_function(app, kwargs=kwargs, default_timeout=60).run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 def test_values_live_in_st_session_state_both_ways() -> None:

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from streamlit.testing.v1 import AppTest
+from conftest import run_app as run
 
 from safestate import SchemaConflictError, StateValidationError
 from safestate.schema import SchemaRegistry
-
-
-def run(app: Any, **kwargs: Any) -> AppTest:
-    at = AppTest.from_function(app, kwargs=kwargs, default_timeout=60).run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
 
 
 def test_pydantic_schema_defaults_attributes_and_round_trip() -> None:
