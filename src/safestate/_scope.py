@@ -193,12 +193,10 @@ class Scope:
         try:
             lock.ops += 1
             if type(state) is PersistentView:
-                # Reads from one snapshot; the commit checks its version (VersionConflict
-                # if another process wrote meanwhile: nothing applied).
-                values, version = state.snapshot()
-                view = state
-                tx = Transaction(values, self._schema,
-                                 lambda changes: view.apply(changes, expected_version=version))
+                # Reads come from one snapshot, loaded on the first read; the commit checks
+                # its version (VersionConflict if another process wrote meanwhile).
+                reads = state.transaction_reads()
+                tx = Transaction(reads, self._schema, reads.commit)  # type: ignore[arg-type]
             else:
                 tx = Transaction(state, self._schema)
             try:

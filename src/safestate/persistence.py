@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from . import _compat, identity
@@ -154,6 +154,10 @@ class PersistentView:
             undo()
             raise
 
+    def transaction_reads(self) -> TransactionReads:
+        """What a transaction reads: loaded from the store on its first read only."""
+        return TransactionReads(self)
+
     def snapshot(self) -> tuple[dict[str, Any], int]:
         """A consistent read for a transaction: (values, version); the cache is refreshed."""
         snap = self._p.store.load(self.namespace)
@@ -196,3 +200,35 @@ class PersistentView:
         except KeyError:
             return False
         return True
+
+
+class TransactionReads(Mapping[str, Any]):
+    """A transaction's view of a persisted scope, read in one round trip on first use.
+
+    A transaction that only writes never reads the store: its commit is its one
+    round trip. One that reads commits with the version it read (VersionConflict,
+    with nothing applied, if another process wrote meanwhile).
+    """
+
+    def __init__(self, view: PersistentView) -> None:
+        self._view = view
+        self._values: dict[str, Any] | None = None
+        self.version: int | None = None
+
+    def _loaded(self) -> dict[str, Any]:
+        if self._values is None:
+            self._values, self.version = self._view.snapshot()
+        return self._values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._loaded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
+
+    def commit(self, changes: list[tuple[str, Any]]) -> None:
+        """Apply the transaction's changes, checking the version if anything was read."""
+        self._view.apply(changes, expected_version=self.version)
