@@ -232,15 +232,22 @@ def test_threads_of_one_identity_lose_no_increment(store_url: str) -> None:
         assert stored == b"1400"
 
 
-def test_shared_lives_in_the_store(store_url: str) -> None:
-    if store_url == "memory://":
-        pytest.skip("memory:// keeps shared in the process, as without a store")
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])  # memory:// keeps shared in the process
+def test_shared_lives_in_the_store(
+    kind: str, tmp_path: pathlib.Path, request: pytest.FixtureRequest
+) -> None:
+    store_url = (f"sqlite:///{tmp_path / 'state.db'}" if kind == "sqlite"
+                 else request.getfixturevalue("redis_server").url)
+    open_store(store_url).drop("shared")
     safestate.configure(store=store_url)
-    safestate.shared.safe_set("board", ["hello"])
-    safestate.shared.increment("clicks")
-    with safestate.shared.transaction() as tx:
-        tx["clicks"] = tx["clicks"] + 1
-        tx["board"] = [*tx["board"], "world"]
+    try:
+        safestate.shared.safe_set("board", ["hello"])
+        safestate.shared.increment("clicks")
+        with safestate.shared.transaction() as tx:
+            tx["clicks"] = tx["clicks"] + 1
+            tx["board"] = [*tx["board"], "world"]
+    finally:
+        safestate.configure(store="memory://", identity="session", persist=())
     raw = open_store(store_url)
     assert raw.get("shared", "clicks") == b"2"
     assert raw.get("shared", "board") == b'["hello","world"]'
