@@ -262,13 +262,20 @@ def test_store_faults_show_the_panel_and_the_page_goes_on() -> None:
         import safestate as ss
 
         ss.configure(store=url, identity=lambda: "unlucky", persist=["saved"])
+        ss.safe_set("plain", 1)  # not persisted: works while the store is down
+        try:
+            ss.safe_set("saved", 1)
+        except ss.StoreUnavailable:
+            st.session_state["after_failed_write"] = "saved" in st.session_state
         st.markdown("PAGE START")
         with ss.guard():
-            ss.safe_set("saved", 1)
+            ss.safe_get("saved")
         st.markdown("PAGE END")
 
     at = session(app, url=dead).run()
     assert not at.exception, at.exception
+    assert at.session_state["plain"] == 1
+    assert at.session_state["after_failed_write"] is False  # raised: nothing changed
     assert "Saved data is out of reach" in at.error[0].value
     assert "Redis server is running" in at.error[0].value
     assert [m.value for m in at.markdown] == ["PAGE START"]

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import _compat, identity
 from ._locks import ScopeLock
-from .errors import VersionConflict
+from .errors import StoreUnavailable, VersionConflict
 from .serialization import Serializer
 from .stores.base import Snapshot, Store
 from .transaction import _DELETE, apply_changes
@@ -68,7 +68,13 @@ class Persistence:
                 who = "session:" + session_id
             namespace = identity.namespace_for(who)
             view = PersistentView(self, namespace, local)
-            view.refresh(self.store.load(namespace))
+            try:
+                view.refresh(self.store.load(namespace))
+            except StoreUnavailable as exc:
+                # The page goes on: keys that are not persisted still work; persisted ones
+                # raise this until a later call loads them.
+                view.load_error = exc
+                return view
             extra["namespace"] = namespace
             lock.extra = extra
             return view
@@ -78,12 +84,13 @@ class Persistence:
 class PersistentView:
     """A scope's state seen through persistence: local cache (a session) or none (shared)."""
 
-    __slots__ = ("_local", "_p", "namespace")
+    __slots__ = ("_local", "_p", "load_error", "namespace")
 
     def __init__(self, persistence: Persistence, namespace: str, local: Any) -> None:
         self._p = persistence
         self.namespace = namespace
         self._local = local  # None: read everything from the store (shared)
+        self.load_error: StoreUnavailable | None = None
 
     def _persisted(self, key: str) -> bool:
         return self._local is None or self._p.persists(key)
@@ -100,6 +107,8 @@ class PersistentView:
     # -- the mapping the scopes use -----------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
         if self._local is not None:
+            if self.load_error is not None and self._p.persists(key):
+                raise self.load_error
             return self._local[key]
         data = self._p.store.get(self.namespace, key)
         if data is None:
@@ -107,18 +116,11 @@ class PersistentView:
         return self._p.serializer.loads(key, data)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        if self._persisted(key):
-            data = self._p.serializer.dumps(key, value)  # raises before anything is written
-            self._p.store.commit(self.namespace, {key: data}, ttl=self._p.ttl)
-        if self._local is not None:
-            self._local[key] = value
+        self.apply([(key, value)])
 
     def __delitem__(self, key: str) -> None:
         self[key]  # KeyError when absent, as a mapping does
-        if self._persisted(key):
-            self._p.store.commit(self.namespace, {}, [key], ttl=self._p.ttl)
-        if self._local is not None:
-            del self._local[key]
+        self.apply([(key, _DELETE)])
 
     @property
     def filtered_state(self) -> dict[str, Any]:
@@ -145,9 +147,11 @@ class PersistentView:
             self._p.store.commit(self.namespace, sets, deletes,
                                  expected_version=expected_version, ttl=self._p.ttl)
             return
+        # The cache first (Streamlit may refuse a key, e.g. a widget drawn this run), then
+        # the store; if the store refuses, the cache is put back: raising changes nothing.
         undo = apply_changes(self._local, changes)
         try:
-            if sets or deletes or expected_version is not None:
+            if sets or deletes:
                 self._p.store.commit(self.namespace, sets, deletes,
                                      expected_version=expected_version, ttl=self._p.ttl)
         except BaseException:
@@ -184,13 +188,10 @@ class PersistentView:
             current = default if data is None else self._p.serializer.loads(key, data)
             new = check(key, fn(current))
             try:
-                self._p.store.commit(self.namespace, {key: self._p.serializer.dumps(key, new)},
-                                     expected_version=snap.version, ttl=self._p.ttl)
+                self.apply([(key, new)], expected_version=snap.version)
             except VersionConflict:
                 _backoff(attempt)
                 continue
-            if self._local is not None:
-                self._local[key] = new
             return new
         raise VersionConflict(self.namespace, -1, -1)
 
