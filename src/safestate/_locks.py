@@ -141,6 +141,33 @@ class LockRegistry:
         reports (Streamlit's SessionState has __slots__ and no __weakref__, so the
         entry holds it until the entry is freed). ``timeout`` bounds the whole call.
         """
+        entry = self._entries.get(key)
+        if entry is not None and timeout is None:  # the hot path: a known session
+            waited = entry.acquire()
+            if not entry.dead:
+                if owner_obj is not None and entry.state is not owner_obj:
+                    self._new_state(entry, owner_obj)
+                return entry
+            self._drop_dead(entry, waited)
+        return self._acquire_slow(key, owner_obj, timeout)
+
+    def _drop_dead(self, entry: ScopeLock, waited: int) -> None:
+        if waited:  # the wait went into an entry already totalled: count it here
+            with self._guard:
+                self.removed_waits += 1
+                self.removed_wait_ns += waited
+        entry.release()
+
+    @staticmethod
+    def _new_state(entry: ScopeLock, owner_obj: object) -> None:
+        # A new state object under a known id is a new session (AppTest reuses one id):
+        # it starts without the last one's bookkeeping.
+        entry.state = owner_obj
+        entry.extra = None
+
+    def _acquire_slow(
+        self, key: str, owner_obj: object, timeout: float | None
+    ) -> ScopeLock:
         deadline = None if timeout is None else monotonic() + timeout
         while True:
             entry = self._entries.get(key)
@@ -153,16 +180,9 @@ class LockRegistry:
                 raise LockTimeoutError(entry.label, timeout or 0.0) from None
             if not entry.dead:
                 if owner_obj is not None and entry.state is not owner_obj:
-                    # A new state object under a known id is a new session (AppTest reuses
-                    # one id): it starts without the last one's bookkeeping.
-                    entry.state = owner_obj
-                    entry.extra = None
+                    self._new_state(entry, owner_obj)
                 return entry
-            if waited:  # the wait went into an entry already totalled: count it here
-                with self._guard:
-                    self.removed_waits += 1
-                    self.removed_wait_ns += waited
-            entry.release()
+            self._drop_dead(entry, waited)
 
     def _create(self, key: str) -> ScopeLock:
         with self._guard:
