@@ -39,21 +39,31 @@ def store(store_url: str) -> Iterator[Store]:
 
 def test_round_trip_and_versions(store: Store) -> None:
     assert store.load("s1").version == 0 and store.load("s1").values == {}
-    assert store.commit("s1", {"a": b"1", "b": b"\x00\xff"}) == 1
-    assert store.commit("s1", {"a": b"2"}, ["b"]) == 2
+    first = store.commit("s1", {"a": b"1", "b": b"\x00\xff"})
+    assert first > time.time() * 1000 - 60_000  # a new namespace starts from the clock
+    assert store.commit("s1", {"a": b"2"}, ["b"]) == first + 1
     snap = store.load("s1")
-    assert snap.values == {"a": b"2"} and snap.version == 2
+    assert snap.values == {"a": b"2"} and snap.version == first + 1
     assert store.get("s1", "a") == b"2" and store.get("s1", "b") is None
     assert store.get("nope", "a") is None
     assert store.load("other").values == {}  # namespaces never see each other
 
 
 def test_a_version_conflict_writes_nothing(store: Store) -> None:
-    store.commit("s1", {"a": b"1"})
-    with pytest.raises(VersionConflict, match="version 1, not 0"):
+    v1 = store.commit("s1", {"a": b"1"})
+    with pytest.raises(VersionConflict, match=f"version {v1}, not 0"):
         store.commit("s1", {"a": b"X", "new": b"Y"}, ["a"], expected_version=0)
-    assert store.load("s1").values == {"a": b"1"} and store.load("s1").version == 1
-    assert store.commit("s1", {"a": b"2"}, expected_version=1) == 2
+    assert store.load("s1").values == {"a": b"1"} and store.load("s1").version == v1
+    assert store.commit("s1", {"a": b"2"}, expected_version=v1) == v1 + 1
+
+
+def test_a_version_read_before_a_drop_never_matches_again(store: Store) -> None:
+    stale = store.commit("s1", {"a": b"1"})
+    store.drop("s1")
+    for _ in range(3):
+        store.commit("s1", {"a": b"2"})
+    with pytest.raises(VersionConflict):
+        store.commit("s1", {"a": b"stale"}, expected_version=stale)
 
 
 def test_drop_and_expiry(store: Store) -> None:

@@ -50,6 +50,11 @@ def current_run() -> tuple[str, SessionState] | None:
     return ctx.session_id, ctx.session_state._state
 
 
+def current_run_marker() -> object | None:
+    """An object that stands for the current script run (its ScriptRunContext), or None."""
+    return get_script_run_ctx(suppress_warning=True)
+
+
 def _runtime_session_manager() -> Any | None:
     # Why: Runtime's session manager is the only record of which sessions are
     # alive. Runtime.exists()/instance() since 1.12; _session_mgr since 1.18.

@@ -8,11 +8,13 @@ neither, safestate keeps today's behaviour: memory://, per-session, nothing pers
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
+import types
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import identity as _identity
@@ -35,29 +37,46 @@ class Settings:
     identity: _identity.IdentityMode = "session"
     ttl: float | None = None
     persist: tuple[str, ...] | str = ()
-    secret: bytes | None = None
+    secret: bytes | None = field(default=None, repr=False)
     serializer: Format = "json"
     query_param: str = "ss"
 
     def _key(self) -> tuple[Any, ...]:
         ident: object = self.identity
-        if callable(ident):  # a script re-creates its functions on every rerun
-            ident = f"{getattr(ident, '__module__', '')}.{getattr(ident, '__qualname__', '')}"
+        if callable(ident):
+            # A script re-creates its functions on every rerun: the same code is the same
+            # setting (configure() refuses callables that capture values).
+            code = getattr(ident, "__code__", None)
+            ident = (getattr(ident, "__module__", ""), getattr(ident, "__qualname__", ""),
+                     getattr(code, "co_code", None), getattr(code, "co_consts", None))
         return (self.store, ident, self.ttl, self.persist, self.secret, self.serializer,
                 self.query_param)
 
 
-def _from_deployment(name: str) -> Any:
-    """A setting from st.secrets["safestate"][name], else $SAFESTATE_<NAME>, else None."""
-    try:
-        import streamlit as st
+_deployment: dict[str, Any] | None = None
 
-        section = st.secrets.get("safestate")
-        if section is not None and name in section:
-            return section[name]
-    except Exception:  # no secrets.toml, or not under Streamlit: fall through to env
-        pass
-    return os.environ.get(f"SAFESTATE_{name.upper()}")
+
+def _from_deployment(name: str) -> Any:
+    """A setting from st.secrets["safestate"][name], else $SAFESTATE_<NAME>, else None.
+
+    Read once per process: a script calls configure() on every run, and looking for
+    secrets files each time would cost more than the rest of the run's safestate calls.
+    """
+    global _deployment
+    if _deployment is None:
+        found: dict[str, Any] = {}
+        try:
+            import streamlit as st
+
+            section = st.secrets.get("safestate")
+            if section is not None:
+                found = {n: section[n] for n in _NAMES if n in section}
+        except Exception:  # no secrets.toml, or not under Streamlit: env only
+            pass
+        for n in _NAMES:
+            found.setdefault(n, os.environ.get(f"SAFESTATE_{n.upper()}"))
+        _deployment = found
+    return _deployment.get(name)
 
 
 def _settings(given: dict[str, Any]) -> Settings:
@@ -67,6 +86,14 @@ def _settings(given: dict[str, Any]) -> Settings:
     if not isinstance(store, str):
         raise TypeError(f"store must be a URL string, got {type(store).__name__}")
     mode = raw["identity"] or defaults.identity
+    if callable(mode) and _captures_values(mode):
+        # configure() is app-wide: a callable holding one session's values would hand
+        # that session's identity to everyone.
+        raise ValueError(
+            "an identity callable must work the identity out when called (from st.user, "
+            "st.context.headers or st.session_state), not carry values captured from one "
+            "session: it is shared by every session of the app"
+        )
     if not callable(mode) and mode not in ("session", "user", "browser"):
         raise ValueError(
             f"identity must be 'session', 'user', 'browser' or a callable returning a str, "
@@ -101,6 +128,24 @@ def _settings(given: dict[str, Any]) -> Settings:
         raise ValueError(f"serializer must be 'json' or 'pickle' (opt-in), got {serializer!r}")
     param = raw["query_param"] or defaults.query_param
     return Settings(store, mode, ttl, persist, secret, serializer, str(param))
+
+
+def _captures_values(fn: Callable[..., object]) -> bool:
+    """Whether ``fn`` holds values rather than working them out when called.
+
+    Closures, defaults, partials, and globals that are not modules (a page script's
+    ``name = st.text_input(...)`` is one session's value) all count.
+    """
+    if isinstance(fn, functools.partial):
+        return True
+    if getattr(fn, "__closure__", None) or getattr(fn, "__defaults__", None):
+        return True
+    if getattr(fn, "__kwdefaults__", None):
+        return True
+    code = getattr(fn, "__code__", None)
+    scope = getattr(fn, "__globals__", {})
+    names = code.co_names if code is not None else ()
+    return any(n in scope and not isinstance(scope[n], types.ModuleType) for n in names)
 
 
 class Configuration:

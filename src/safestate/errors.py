@@ -8,6 +8,8 @@ TypeError`` keeps working.
 
 from __future__ import annotations
 
+import re
+
 
 class SafestateError(Exception):
     """Base class of every error raised by safestate."""
@@ -158,12 +160,19 @@ class DependencyNotReady(SafestateError, RuntimeError):
         self.description = description
 
 
+def redact_url(url: str) -> str:
+    """``url`` without its password: messages reach pages and logs."""
+    return re.sub(r"(\w+://)[^/@\s]*@", r"\1***@", url)
+
+
 class StoreUnavailable(SafestateError, ConnectionError):
     """The configured store (SQLite file, Redis server) cannot be reached or used."""
 
     def __init__(self, url: str, detail: str, check: str) -> None:
-        super().__init__(f"state store {url} is unavailable: {detail}. Check {check}.")
-        self.url = url
+        safe = redact_url(url)
+        super().__init__(f"state store {safe} is unavailable: {redact_url(detail)}. "
+                         f"Check {check}.")
+        self.url = safe
 
 
 class VersionConflict(SafestateError):
@@ -183,6 +192,7 @@ class StoreURLError(SafestateError, ValueError):
     """A store URL that names no supported store."""
 
     def __init__(self, url: str, reason: str) -> None:
+        url = redact_url(url)
         super().__init__(
             f"cannot open state store {url!r}: {reason}. Use memory://, "
             "sqlite:///path/to/file.db or redis://host:6379/0."

@@ -58,9 +58,14 @@ def namespace_for(identity: str) -> str:
     return "id:" + hashlib.sha256(identity.encode()).hexdigest()[:40]
 
 
-def resolve(mode: IdentityMode, session_id: str, secret: bytes | None, param: str) -> str:
+def resolve(
+    mode: IdentityMode, session_id: str, secret: bytes | None, param: str,
+    previous: object = None,
+) -> str:
     """The calling script run's identity. Needs a script run (st.query_params, st.user).
 
+    ``previous`` is this session's identity in its last run: a browser token that a
+    page switch dropped from the URL is put back instead of starting afresh.
     Raises IdentityError when a callable identity returns no usable string.
     """
     import streamlit as st
@@ -76,9 +81,13 @@ def resolve(mode: IdentityMode, session_id: str, secret: bytes | None, param: st
         return "session:" + session_id  # not logged in: this session only
     if mode == "browser":
         assert secret is not None  # checked by configure()
-        token = verify(st.query_params.get(param, ""), secret)
-        if token is None:  # none yet, forged or tampered: a fresh, empty identity
-            token = new_token()
+        given = st.query_params.get(param)
+        token = verify(given or "", secret)
+        if token is None:
+            kept = previous if isinstance(previous, str) and previous.startswith("browser:") else ""
+            # Missing after a page switch: this session's token goes back. Forged or
+            # tampered, or a first visit: a fresh, empty identity.
+            token = kept[len("browser:"):] if kept and not given else new_token()
             st.query_params[param] = sign(token, secret)
         return "browser:" + token
     value = mode()

@@ -11,6 +11,7 @@ processes. With a store configured, ``shared`` lives wholly in the store.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -25,6 +26,8 @@ from .transaction import _DELETE, apply_changes
 
 _MISSING: Any = object()
 MAX_ATTEMPTS = 200
+LOAD_RETRY = 5.0  # seconds between attempts to load a session's state from a failing store
+_log = logging.getLogger("safestate")
 
 
 def _backoff(attempt: int) -> None:
@@ -54,31 +57,53 @@ class Persistence:
         self.ttl = ttl
 
     def session_view(self, lock: ScopeLock, local: Any, session_id: str) -> PersistentView:
-        """The session's state with persistence; loads it on the session's first call.
+        """The session's state with persistence, loaded for its identity.
 
-        Called with the session lock held.
+        Called with the session lock held. The identity is worked out once per script
+        run (a login, a pasted link or a page switch can change it between runs) and
+        the state is loaded again when it changes. A worker before any script run gets
+        this session alone, not cached. A failed load is retried at most every
+        ``LOAD_RETRY`` seconds, so a hung store does not stall every call.
         """
         extra = lock.extra if lock.extra is not None else {}
+        run = _compat.current_run_marker()
         namespace = extra.get("namespace")
-        if not isinstance(namespace, str):
-            if _compat.current_run() is not None:
-                who = identity.resolve(self.identity_mode, session_id, self.secret,
-                                       self.query_param)
-            else:  # a worker before the script's first call: this session only
-                who = "session:" + session_id
-            namespace = identity.namespace_for(who)
-            view = PersistentView(self, namespace, local)
-            try:
-                view.refresh(self.store.load(namespace))
-            except StoreUnavailable as exc:
-                # The page goes on: keys that are not persisted still work; persisted ones
-                # raise this until a later call loads them.
-                view.load_error = exc
-                return view
-            extra["namespace"] = namespace
-            lock.extra = extra
+        if run is not None and extra.get("run") is not run:
+            who = identity.resolve(self.identity_mode, session_id, self.secret,
+                                   self.query_param, extra.get("identity"))
+            extra["run"], extra["identity"] = run, who
+            if identity.namespace_for(who) != namespace:
+                namespace = None  # a new identity: load it
+        elif namespace is None and run is None:
+            known = extra.get("identity") or "session:" + session_id
+            view = PersistentView(self, identity.namespace_for(str(known)), local)
+            view.refresh_quietly()
+            return view  # not cached: the script's next run works the identity out
+        lock.extra = extra
+        if isinstance(namespace, str):
+            return PersistentView(self, namespace, local)
+        namespace = identity.namespace_for(str(extra["identity"]))
+        view = PersistentView(self, namespace, local)
+        failed_at = extra.get("load_failed_at")
+        if isinstance(failed_at, float) and time.monotonic() - failed_at < LOAD_RETRY:
+            view.load_error = extra.get("load_error")  # type: ignore[assignment]
             return view
-        return PersistentView(self, namespace, local)
+        try:
+            view.refresh(self.store.load(namespace))
+        except StoreUnavailable as exc:
+            # The page goes on: keys that are not persisted still work; persisted ones
+            # raise this until a later load succeeds.
+            view.load_error = exc
+            extra["load_failed_at"], extra["load_error"] = time.monotonic(), exc
+            return view
+        extra.pop("load_failed_at", None)
+        extra["namespace"] = namespace
+        return view
+
+    def forget(self, lock: ScopeLock) -> None:
+        """After a write whose outcome is unknown (the store stopped answering): load anew."""
+        if lock.extra is not None:
+            lock.extra.pop("namespace", None)
 
 
 class PersistentView:
@@ -99,10 +124,28 @@ class PersistentView:
         """Put the store's persisted values into the local cache."""
         if self._local is None:
             return
-        loads = self._p.serializer.loads
-        for key, data in snap.values.items():
+        for key, value in self._decoded(snap).items():
             if self._p.persists(key):
-                self._local[key] = loads(key, data)
+                self._local[key] = value
+
+    def refresh_quietly(self) -> None:
+        """refresh(), leaving the cache as it is if the store cannot be read now."""
+        try:
+            self.refresh(self._p.store.load(self.namespace))
+        except StoreUnavailable as exc:
+            self.load_error = exc
+
+    def _decoded(self, snap: Snapshot) -> dict[str, Any]:
+        # One value that no longer decodes (say, written by another serializer) must not
+        # lock its identity out of everything else: skip it, naming the key only.
+        values = {}
+        for key, data in snap.values.items():
+            try:
+                values[key] = self._p.serializer.loads(key, data)
+            except Exception as exc:
+                _log.warning("safestate: stored value of %r could not be read (%s); skipped",
+                             key, type(exc).__name__)
+        return values
 
     # -- the mapping the scopes use -----------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
@@ -163,13 +206,18 @@ class PersistentView:
         return TransactionReads(self)
 
     def snapshot(self) -> tuple[dict[str, Any], int]:
-        """A consistent read for a transaction: (values, version); the cache is refreshed."""
+        """A consistent read for a transaction: (values, version).
+
+        The store's persisted values over the local cache, without writing the cache
+        (a persisted key may belong to a widget already drawn in this run).
+        """
         snap = self._p.store.load(self.namespace)
-        self.refresh(snap)
-        if self._local is not None:
-            return _compat.snapshot(self._local), snap.version
-        loads = self._p.serializer.loads
-        return {k: loads(k, v) for k, v in snap.values.items()}, snap.version
+        stored = self._decoded(snap)
+        if self._local is None:
+            return stored, snap.version
+        merged = _compat.snapshot(self._local)
+        merged.update((k, v) for k, v in stored.items() if self._p.persists(k))
+        return merged, snap.version
 
     def mutate(self, key: str, fn: Callable[[Any], Any], default: Any,
                check: Callable[[str, Any], Any]) -> Any:

@@ -13,6 +13,7 @@ a version check cannot.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -26,6 +27,13 @@ class Snapshot:
 
     values: dict[str, bytes] = field(default_factory=dict)
     version: int = 0
+
+
+def next_version(version: int) -> int:
+    """The version after ``version``. A namespace that starts (again, after expiry or a
+    drop) starts from the clock in milliseconds, not from 1: a writer still holding a
+    version read before the drop can then never match by chance."""
+    return version + 1 if version else int(time.time() * 1000)
 
 
 class Store(abc.ABC):

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from time import monotonic
 
 from ..errors import VersionConflict
-from .base import Snapshot, Store
+from .base import Snapshot, Store, next_version
 
 
 class MemoryStore(Store):
@@ -56,8 +56,9 @@ class MemoryStore(Store):
             for key in deletes:
                 values.pop(key, None)
             expires = None if ttl is None else monotonic() + ttl
-            self._data[namespace] = (values, version + 1, expires)
-            return version + 1
+            new_version = next_version(version)
+            self._data[namespace] = (values, new_version, expires)
+            return new_version
 
     def drop(self, namespace: str) -> bool:
         with self._lock:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import StoreUnavailable, VersionConflict
-from .base import Snapshot, Store
+from .base import Snapshot, Store, next_version
 
 try:
     import redis as _redis
@@ -25,15 +25,16 @@ except ImportError as exc:  # pragma: no cover - depends on the extra being inst
 _VERSION = "__version__"
 _PREFIX = "safestate:"
 
-# KEYS[1] hash; ARGV: expected version ('' = any), ttl ms ('' = none), n sets, then
-# n key/value pairs, then keys to delete. Returns the new version, or {err, found}.
+# KEYS[1] hash; ARGV: expected version ('' = any), ttl ms ('' = none), n sets, the
+# version a new namespace starts at, then n field/value pairs, then fields to delete.
+# Returns the new version, or {'conflict', found}.
 _COMMIT = """
 local version = tonumber(redis.call('HGET', KEYS[1], '__version__') or '0')
 if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= version then
   return {'conflict', version}
 end
 local n = tonumber(ARGV[3])
-local i = 4
+local i = 5
 for _ = 1, n do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
   i = i + 2
@@ -42,7 +43,12 @@ while i <= #ARGV do
   redis.call('HDEL', KEYS[1], ARGV[i])
   i = i + 1
 end
-version = redis.call('HINCRBY', KEYS[1], '__version__', 1)
+if version == 0 then
+  version = tonumber(ARGV[4])
+else
+  version = version + 1
+end
+redis.call('HSET', KEYS[1], '__version__', version)
 if ARGV[2] ~= '' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 else
@@ -97,6 +103,7 @@ class RedisStore(Store):
             "" if expected_version is None else expected_version,
             "" if ttl is None else max(1, int(ttl * 1000)),
             len(sets),
+            next_version(0),
         ]
         for key, value in sets.items():
             args += ["k:" + key, value]
