@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import time
 from collections.abc import Iterator
@@ -201,7 +202,8 @@ def test_persisted_state_expires_after_its_ttl(store_url: str) -> None:
         time.sleep(0.1)  # polling interval of a bounded wait
         seen = session(app, url=store_url, write=False).run().session_state["seen"]
     assert seen is None
-    assert safestate.cleanup_store() >= 0  # on demand; Redis expires by itself
+    removed = safestate.cleanup_store()  # on demand; Redis and memory:// drop it themselves
+    assert removed == (1 if store_url.startswith("sqlite") else 0)
 
 
 def test_threads_of_one_identity_lose_no_increment(store_url: str) -> None:
@@ -292,6 +294,9 @@ def test_store_faults_show_the_panel_and_the_page_goes_on() -> None:
         ({"ttl": "soon"}, TypeError, ["ttl"]),
         ({"persist": ["ok", 3]}, TypeError, ["persist"]),
         ({"serializer": "yaml"}, ValueError, ["pickle"]),
+        ({"identity": functools.partial(str, "ada")}, ValueError, ["shared by every session"]),
+        ({"identity": lambda who="ada": who}, ValueError, ["not carry values"]),
+        ({"identity": lambda: SECRET}, ValueError, ["st.user"]),  # a global value, not a module
     ],
 )
 def test_bad_configuration_is_named_and_changes_nothing(
@@ -303,3 +308,48 @@ def test_bad_configuration_is_named_and_changes_nothing(
     for word in words:
         assert word in str(info.value)
     assert safestate.configuration.settings == before
+
+
+def test_credentials_never_reach_messages() -> None:
+    url = f"redis://:Sup3rS3cret@127.0.0.1:{free_port()}/0"  # nothing listens there
+    store = open_store(url)
+    with pytest.raises(safestate.StoreUnavailable) as info:
+        store.load("x")
+    assert "Sup3rS3cret" not in str(info.value) and "***@127.0.0.1" in str(info.value)
+    settings = safestate.configure(store="memory://", identity="browser", secret=SECRET)
+    assert SECRET not in repr(settings)
+    safestate.configure(store="memory://", identity="session", persist=())
+
+
+def test_a_dropped_browser_token_is_put_back_and_reset_clears_the_store(
+    tmp_path: pathlib.Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+
+    def app(url: str, secret: str) -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.configure(store=url, identity="browser", secret=secret, persist=["note"])
+        if not ss.safe_exists("note"):
+            ss.safe_set("note", "kept")
+        if st.session_state.get("reset_now"):
+            ss.reset_session()
+        st.session_state["seen"] = ss.safe_get("note")
+
+    try:
+        at = session(app, url=url, secret=SECRET).run()
+        token = _param(at, "ss")
+        at.query_params.clear()  # e.g. st.switch_page dropped the query string
+        at.run()
+        assert _param(at, "ss") == token and at.session_state["seen"] == "kept"
+
+        namespace = safestate.identity.namespace_for("browser:" + token.split(".")[0])
+        assert open_store(url).get(namespace, "note") == b'"kept"'
+        at.session_state["reset_now"] = True
+        at.run()  # "Reset my session": the persisted copy goes too
+        assert at.session_state["seen"] is None
+        assert open_store(url).get(namespace, "note") is None
+    finally:
+        safestate.configure(store="memory://", identity="session", persist=())

@@ -22,9 +22,10 @@ from .dependencies import (
 )
 from .errors import DependencyNotReady, MissingStateError, NoSessionError, StoreUnavailable
 from .manager import SessionStateManager, session_label
+from .persistence import PersistentView
 from .recovery import Problem, show_recovery
 from .schema import TypedState
-from .transaction import apply_changes
+from .transaction import _DELETE, apply_changes
 
 M = TypeVar("M")
 OnMissing = Literal["recover", "raise", "return"]
@@ -356,13 +357,19 @@ class SessionValidator:
                 self.dependencies.discard_if_failed(name)
 
     def reset_session(self) -> int:
-        """Clear every key of the calling session's state (widgets' too); return how many."""
+        """Clear every key of the calling session's state (widgets' too); return how many.
+
+        Persisted keys go from the store too, in one commit.
+        """
         lock, state = self._locked("reset_session")
         try:
             keys = user_keys(state)
-            for key in keys:
-                with contextlib.suppress(KeyError):
-                    del state[key]
+            if type(state) is PersistentView:
+                state.apply([(k, _DELETE) for k in keys])
+            else:
+                for key in keys:
+                    with contextlib.suppress(KeyError):
+                        del state[key]
             lock.extra = None  # this session's recorded dependency checks
         finally:
             lock.release()
