@@ -100,11 +100,6 @@ class Persistence:
         extra["namespace"] = namespace
         return view
 
-    def forget(self, lock: ScopeLock) -> None:
-        """After a write whose outcome is unknown (the store stopped answering): load anew."""
-        if lock.extra is not None:
-            lock.extra.pop("namespace", None)
-
 
 class PersistentView:
     """A scope's state seen through persistence: local cache (a session) or none (shared)."""
