@@ -153,3 +153,11 @@ def test_two_processes_lose_no_increment(
 def test_bad_urls_are_named(url: str) -> None:
     with pytest.raises(StoreURLError, match=r"memory://, sqlite:///path/to/file\.db"):
         open_store(url)
+
+
+def test_redis_prefixes_keep_apps_apart(redis_server: RedisServer) -> None:
+    one, two = (open_store(f"{redis_server.url}?prefix={app}") for app in ("app1", "app2"))
+    one.commit("shared", {"a": b"1"})
+    assert two.load("shared").values == {}
+    assert one.load("shared").values == {"a": b"1"}
+    one.drop("shared")

@@ -1,16 +1,18 @@
 """``redis://host:port/db``: several replicas on several machines.
 
 Needs the extra: ``pip install 'streamlit-safestate[redis]'``. A namespace is one
-hash ``safestate:<namespace>``: its fields are ``k:<key>`` and ``__version__``
-(no key can collide with it). ``commit`` is one Lua script (atomic on the server, one round trip):
-check the version, write, delete, bump the version, set the expiry. Redis expires
-idle namespaces itself.
+hash ``<prefix>:<namespace>`` (prefix ``safestate``, or ``?prefix=`` in the URL).
+Its fields are ``k:<key>`` and ``__version__`` (no key can collide with it).
+``commit`` is one Lua script (atomic on the server, one round trip): check the
+version, write, delete, bump the version, set the expiry. Redis expires idle
+namespaces itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..errors import StoreUnavailable, VersionConflict
 from .base import Snapshot, Store, next_version
@@ -23,7 +25,6 @@ except ImportError as exc:  # pragma: no cover - depends on the extra being inst
     ) from exc
 
 _VERSION = "__version__"
-_PREFIX = "safestate:"
 
 # KEYS[1] hash; ARGV: expected version ('' = any), ttl ms ('' = none), n sets, the
 # version a new namespace starts at, then n field/value pairs, then fields to delete.
@@ -63,9 +64,15 @@ class RedisStore(Store):
 
     def __init__(self, url: str, socket_timeout: float = 5.0) -> None:
         self.url = url
+        # ?prefix=myapp keeps apps that share one Redis database apart (default "safestate").
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        prefix = dict(query).get("prefix") or "safestate"
+        rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+        self._prefix = prefix + ":"
         self._client: Any = _redis.Redis.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout,
-            retry_on_timeout=False,
+            urlunsplit(parts._replace(query=rest)), socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout, retry_on_timeout=False,
         )
         self._commit = self._client.register_script(_COMMIT)
 
@@ -76,7 +83,7 @@ class RedisStore(Store):
     def load(self, namespace: str) -> Snapshot:
         self.round_trips += 1
         try:
-            raw: dict[bytes, bytes] = self._client.hgetall(_PREFIX + namespace)
+            raw: dict[bytes, bytes] = self._client.hgetall(self._prefix + namespace)
         except _redis.RedisError as exc:
             raise self._unavailable(exc) from exc
         version = int(raw.pop(_VERSION.encode(), b"0"))
@@ -85,7 +92,7 @@ class RedisStore(Store):
     def get(self, namespace: str, key: str) -> bytes | None:
         self.round_trips += 1
         try:
-            value: bytes | None = self._client.hget(_PREFIX + namespace, "k:" + key)
+            value: bytes | None = self._client.hget(self._prefix + namespace, "k:" + key)
         except _redis.RedisError as exc:
             raise self._unavailable(exc) from exc
         return value
@@ -110,7 +117,7 @@ class RedisStore(Store):
         args += ["k:" + key for key in deletes]
         self.round_trips += 1
         try:
-            result = self._commit(keys=[_PREFIX + namespace], args=args)
+            result = self._commit(keys=[self._prefix + namespace], args=args)
         except _redis.RedisError as exc:
             raise self._unavailable(exc) from exc
         if isinstance(result, list):
@@ -120,7 +127,7 @@ class RedisStore(Store):
     def drop(self, namespace: str) -> bool:
         self.round_trips += 1
         try:
-            return bool(self._client.delete(_PREFIX + namespace))
+            return bool(self._client.delete(self._prefix + namespace))
         except _redis.RedisError as exc:
             raise self._unavailable(exc) from exc
 
