@@ -63,6 +63,13 @@ def main() -> None:
             r["bare_threads_s"] / r["shared_threads_s"],
             "",
         ),
+        ("safe_get, metrics on / metrics off", r["safe_get_metrics"] / r["safe_get"], "~1"),
+        ("safe_set, metrics on / metrics off", r["safe_set_metrics"] / r["safe_set"], "~1"),
+        (
+            "8-thread shared.increment time, metrics on / off",
+            r["shared_threads_metrics_s"] / r["shared_threads_s"],
+            "",
+        ),
     ]
     print("safestate core benchmark (ratios to baselines measured in this run; medians)")
     print(f"{'figure':<56} {'ratio':>7}  target")

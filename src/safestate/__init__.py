@@ -28,6 +28,7 @@ from .errors import (
     VersionConflict,
 )
 from .manager import SessionHandle, SessionStateManager
+from .monitoring import disable_metrics, enable_metrics, metrics_enabled
 from .schema import TypedState
 from .shared import SharedState, shared_state
 from .transaction import Transaction
@@ -112,6 +113,8 @@ __all__ = [
     "configuration",
     "configure",
     "current",
+    "disable_metrics",
+    "enable_metrics",
     "ensure_session_initialized",
     "get_caso_uso_maestro",
     "get_contenedor",
@@ -122,6 +125,7 @@ __all__ = [
     "increment",
     "is_ia_system_ready",
     "is_ready",
+    "metrics_enabled",
     "mutate",
     "register_dependency",
     "require",

@@ -14,7 +14,9 @@ import sys
 import threading
 from collections.abc import Callable
 from time import monotonic, perf_counter_ns
+from typing import NoReturn
 
+from . import _events
 from .errors import LockTimeoutError
 
 _get_ident = threading.get_ident
@@ -68,10 +70,11 @@ class ScopeLock:
         self.state: object = None
         self.extra: dict[str, object] | None = None
 
-    def acquire(self, timeout: float | None = None) -> int:
+    def acquire(self, timeout: float | None = None, asked: float | None = None) -> int:
         """Take the lock (again, if this thread holds it); return the ns waited.
 
-        Raises LockTimeoutError.
+        ``asked`` is the timeout the caller asked for, when ``timeout`` is what is left
+        of it. Raises LockTimeoutError.
         """
         me = _get_ident()
         if self.owner == me:
@@ -81,14 +84,22 @@ class ScopeLock:
         if not self._lock.acquire(False):
             start = perf_counter_ns()
             if not self._lock.acquire(True, -1 if timeout is None else timeout):
-                raise LockTimeoutError(self.label, timeout or 0.0)
+                self._timed_out(timeout if asked is None else asked)
             waited = perf_counter_ns() - start
             # Counted after acquiring: only the holder writes the counters.
             self.waits += 1
             self.wait_ns += waited
+            observe = _events.lock_wait
+            if observe is not None:
+                observe(_events.scope_of(self.key), waited / 1e9)
         self.owner = me
         self.depth = 1
         return waited
+
+    def _timed_out(self, timeout: float | None) -> NoReturn:
+        _events.log.warning("safestate: lock timeout after %.3g s on %s (%s)", timeout or 0.0,
+                            self.label, _events.label_of(self.key))
+        raise LockTimeoutError(self.label, timeout or 0.0)
 
     def release(self) -> None:
         """Release one level of the lock."""
@@ -174,10 +185,7 @@ class LockRegistry:
             if entry is None:
                 entry = self._create(key)
             left = None if deadline is None else max(0.0, deadline - monotonic())
-            try:
-                waited = entry.acquire(left)
-            except LockTimeoutError:
-                raise LockTimeoutError(entry.label, timeout or 0.0) from None
+            waited = entry.acquire(left, timeout)
             if not entry.dead:
                 if owner_obj is not None and entry.state is not owner_obj:
                     self._new_state(entry, owner_obj)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import _events
 from . import identity as _identity
 from .persistence import Persistence, PersistentView
 from .serialization import Format, Serializer
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from .shared import SharedState
 
 _NAMES = ("store", "identity", "ttl", "persist", "secret", "serializer", "query_param")
+#: Deployment-only settings: not part of configure(), read from secrets or env alone.
+_DEPLOYMENT_ONLY = ("metrics_port",)
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,10 @@ def _from_deployment(name: str) -> Any:
 
             section = st.secrets.get("safestate")
             if section is not None:
-                found = {n: section[n] for n in _NAMES if n in section}
+                found = {n: section[n] for n in _NAMES + _DEPLOYMENT_ONLY if n in section}
         except Exception:  # no secrets.toml, or not under Streamlit: env only
             pass
-        for n in _NAMES:
+        for n in _NAMES + _DEPLOYMENT_ONLY:
             found.setdefault(n, os.environ.get(f"SAFESTATE_{n.upper()}"))
         _deployment = found
     return _deployment.get(name)
@@ -130,6 +133,28 @@ def _settings(given: dict[str, Any]) -> Settings:
     return Settings(store, mode, ttl, persist, secret, serializer, str(param))
 
 
+def _metrics_from_deployment() -> None:
+    """Serve metrics if the deployment names a port (metrics_port / $SAFESTATE_METRICS_PORT).
+
+    Raises ValueError for a value that is not a port. A port that is taken is logged,
+    not raised: monitoring must not take the app down.
+    """
+    raw = _from_deployment("metrics_port")
+    if raw is None or raw == "":
+        return
+    try:
+        port = int(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"metrics_port (SAFESTATE_METRICS_PORT) must be a port number, "
+                         f"got {raw!r:.40}") from None
+    from .monitoring import enable_metrics
+
+    try:
+        enable_metrics(port)
+    except OSError as exc:
+        _events.log.error("safestate: %s", exc)
+
+
 def _captures_values(fn: Callable[..., object]) -> bool:
     """Whether ``fn`` holds values rather than working them out when called.
 
@@ -157,6 +182,7 @@ class Configuration:
         self._lock = threading.Lock()
         self.settings: Settings | None = None
         self.store: Store | None = None
+        self._metrics_checked = False
 
     def configure(self, **given: Any) -> Settings:
         """Apply settings (see ``safestate.configure``); cheap when nothing changed."""
@@ -191,6 +217,9 @@ class Configuration:
         """Configure from the deployment (secrets, env) once, if configure() was not called."""
         if self.settings is None:
             self.configure()
+        if not self._metrics_checked:
+            _metrics_from_deployment()
+            self._metrics_checked = True
 
     def cleanup(self) -> int:
         """Remove expired persisted state now; return how many namespaces went."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import _events
 from ._compat import current_run
 from ._scope import check_key
 from .errors import DependencyNotReady, NoSessionError, UnknownDependencyError
@@ -262,6 +263,9 @@ class DependencyRegistry:
             return dep.factory()
         except Exception as exc:
             reason = _reason(exc)
+            # The exception's type only: its message may quote the app's data.
+            _events.log.warning("safestate: dependency %r could not be built: %s (%s)",
+                                dep.name, type(exc).__name__, _events.current_label())
             self._record(dep, state, present=False, healthy=False, error=reason)
             raise DependencyNotReady(dep.name, f"could not be built ({reason})",
                                      dep.description) from exc
@@ -279,6 +283,8 @@ class DependencyRegistry:
         self._record(dep, state, present=True, healthy=error is None, error=error,
                      type_name=type(value).__name__)
         if error is not None:
+            _events.log.warning("safestate: dependency %r is unhealthy (%s)", dep.name,
+                                _events.current_label())
             raise DependencyNotReady(dep.name, error, dep.description)
 
     def _record(self, dep: Dependency, state: Any, *, present: bool, healthy: bool,

@@ -10,9 +10,18 @@ from __future__ import annotations
 
 import re
 
+from . import _events
+
 
 class SafestateError(Exception):
     """Base class of every error raised by safestate."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        # Errors are counted where they are made: safestate makes one only to raise it.
+        count = _events.error
+        if count is not None:
+            count(type(self).__name__)
 
 
 class NoSessionError(SafestateError, RuntimeError):

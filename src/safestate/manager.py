@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 from collections.abc import Callable
@@ -10,6 +9,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from . import _compat
+from ._events import session_label
 from ._locks import LockRegistry, ScopeLock
 from ._scope import Scope, check_key
 from .errors import NoSessionError
@@ -26,11 +26,6 @@ _MISSING: Any = object()
 # different locks for one session, nor disagree on a key's declared type.
 _REGISTRY = LockRegistry()
 _SCHEMA = SchemaRegistry()
-
-
-def session_label(session_id: str) -> str:
-    """A short, stable name for a session that does not reveal its id (ids resume sessions)."""
-    return hashlib.sha256(session_id.encode()).hexdigest()[:8]
 
 
 class SessionHandle(Scope):

@@ -11,13 +11,12 @@ processes. With a store configured, ``shared`` lives wholly in the store.
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from . import _compat, identity
+from . import _compat, _events, identity
 from ._locks import ScopeLock
 from .errors import StoreUnavailable, VersionConflict
 from .serialization import Serializer
@@ -27,7 +26,7 @@ from .transaction import _DELETE, apply_changes
 _MISSING: Any = object()
 MAX_ATTEMPTS = 200
 LOAD_RETRY = 5.0  # seconds between attempts to load a session's state from a failing store
-_log = logging.getLogger("safestate")
+_log = _events.log
 
 
 def _backoff(attempt: int) -> None:

@@ -11,7 +11,9 @@ from contextlib import ContextDecorator
 from dataclasses import dataclass, field
 from typing import Any, Literal, NoReturn, TypeVar, cast
 
+from . import _events
 from ._compat import current_run, snapshot, user_keys
+from ._events import session_label
 from ._scope import Scope, check_key
 from .dependencies import (
     DependencyRegistry,
@@ -21,7 +23,7 @@ from .dependencies import (
     _reason,
 )
 from .errors import DependencyNotReady, MissingStateError, NoSessionError, StoreUnavailable
-from .manager import SessionStateManager, session_label
+from .manager import SessionStateManager
 from .persistence import PersistentView
 from .recovery import Problem, show_recovery
 from .schema import TypedState
@@ -352,6 +354,8 @@ class SessionValidator:
 
     def retry(self, names: Iterable[str]) -> None:
         """Drop failed built instances of ``names`` so the next use builds them again."""
+        names = list(names)
+        _events.log.info("safestate: retry of %s (%s)", ", ".join(names), _events.current_label())
         for name in names:
             if self.dependencies.is_registered(name):
                 self.dependencies.discard_if_failed(name)
@@ -373,6 +377,8 @@ class SessionValidator:
             lock.extra = None  # this session's recorded dependency checks
         finally:
             lock.release()
+        _events.log.info("safestate: session reset, %d key(s) cleared (%s)", len(keys),
+                         _events.current_label())
         return len(keys)
 
     def _problem_of(self, exc: BaseException) -> Problem:
@@ -397,6 +403,8 @@ class SessionValidator:
 
     def _recover(self, problems: list[Problem]) -> NoReturn:
         names = [p.name for p in problems]
+        _events.log.warning("safestate: recovery panel shown for %s (%s)", ", ".join(names),
+                            _events.current_label())
         show_recovery(problems, functools.partial(self.retry, names), self._reset)
 
     def _reset(self) -> None:  # a button callback returns None

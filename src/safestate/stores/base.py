@@ -13,12 +13,15 @@ a version check cannot.
 from __future__ import annotations
 
 import abc
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import StoreURLError
+from .. import _events
+from ..errors import StoreUnavailable, StoreURLError, VersionConflict
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,15 @@ class Store(abc.ABC):
     url: str
     #: Round trips made so far (for benchmarks and tests; not synchronized, approximate).
     round_trips: int = 0
+    #: What metrics call this kind of store (its URL scheme).
+    kind: str = "store"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Every store's round trips are timed for metrics, without each store repeating it.
+        for name in _ROUND_TRIPS:
+            if name in cls.__dict__:
+                setattr(cls, name, _timed(name, cls.__dict__[name]))
 
     @abc.abstractmethod
     def load(self, namespace: str) -> Snapshot:
@@ -77,6 +89,45 @@ class Store(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for stores that hold nothing
         """Release connections."""
+
+
+_ROUND_TRIPS = ("load", "get", "commit", "drop", "cleanup")
+
+
+def _timed(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method``, reporting its duration to metrics and its failures to the log."""
+
+    @functools.wraps(method)
+    def timed(self: Store, *args: Any, **kwargs: Any) -> Any:
+        observe = _events.store_call
+        if observe is None:
+            try:
+                return method(self, *args, **kwargs)
+            except StoreUnavailable as exc:
+                _log_fault(operation, exc)
+                raise
+        start = time.perf_counter()
+        failed = True
+        try:
+            result = method(self, *args, **kwargs)
+            failed = False
+            return result
+        except StoreUnavailable as exc:
+            _log_fault(operation, exc)
+            raise
+        except VersionConflict:
+            failed = False  # the store answered: another writer was first
+            raise
+        finally:
+            observe(self.kind, operation, time.perf_counter() - start, failed)
+
+    return timed
+
+
+def _log_fault(operation: str, exc: StoreUnavailable) -> None:
+    # The message names the store (credentials masked) and the driver's error, no values.
+    _events.log.warning("safestate: store %s failed (%s): %s", operation,
+                        _events.current_label(), exc)
 
 
 def open_store(url: str) -> Store:

@@ -13,6 +13,8 @@ from .base import Snapshot, Store, next_version
 class MemoryStore(Store):
     """Namespaces in a dict, under one lock."""
 
+    kind = "memory"
+
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._lock = threading.Lock()

@@ -62,6 +62,8 @@ return version
 class RedisStore(Store):
     """Namespaces as Redis hashes; one connection pool per store."""
 
+    kind = "redis"
+
     def __init__(self, url: str, socket_timeout: float = 5.0) -> None:
         self.url = url
         # ?prefix=myapp keeps apps that share one Redis database apart (default "safestate").

@@ -32,6 +32,8 @@ CREATE TABLE IF NOT EXISTS safestate_items (
 class SQLiteStore(Store):
     """Namespaces in two tables of one SQLite file; one connection per thread."""
 
+    kind = "sqlite"
+
     def __init__(self, url: str, busy_timeout: float = 10.0, pool_size: int = 8) -> None:
         parts = urlsplit(url)
         # As SQLAlchemy does: sqlite:///x.db is relative, sqlite:////tmp/x.db absolute.

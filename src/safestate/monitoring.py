@@ -1,0 +1,205 @@
+"""Opt-in Prometheus metrics: ``enable_metrics(port=9100)``.
+
+Counts that safestate keeps anyway (operations, lock waits, sessions) are read
+when Prometheus scrapes, by a collector, so they cost nothing between scrapes.
+What needs a timer (how long a lock wait or a store round trip took) and errors
+are reported through the slots in ``_events``, which are empty until metrics are
+enabled and only looked at on paths that are already slow. Every metric is
+labelled by scope, store, operation or error class: never by session, key or value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import _events
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
+
+    from .manager import SessionStateManager
+
+#: Seconds; from an uncontended hand-over (microseconds) to a stuck holder.
+WAIT_BUCKETS = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0)
+#: Seconds; from an in-memory store (microseconds) to a store that is timing out.
+STORE_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25,
+                 0.5, 1.0, 5.0)
+
+
+@dataclass
+class _Enabled:
+    registry: CollectorRegistry
+    port: int | None
+    addr: str
+    collectors: list[Any]
+    server: Any = None
+
+
+_lock = threading.Lock()
+_enabled: _Enabled | None = None
+
+
+def enable_metrics(
+    port: int | None = None,
+    *,
+    addr: str = "127.0.0.1",
+    registry: CollectorRegistry | None = None,
+) -> CollectorRegistry:
+    """Collect safestate's metrics in ``registry`` (default: prometheus_client's) and, given a
+    ``port``, serve them at http://addr:port/metrics; return the registry.
+
+    Safe to call on every script run: a repeat with the same arguments does nothing.
+    Raises ImportError without prometheus_client, ValueError for a bad port or when
+    metrics are already on with other arguments, OSError when the port is taken
+    (nothing is enabled then).
+    """
+    global _enabled
+    try:
+        import prometheus_client
+    except ImportError as exc:
+        raise ImportError("safestate metrics need prometheus_client: "
+                          "pip install 'streamlit-safestate[metrics]'") from exc
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int)
+                             or not 0 < port < 65536):
+        raise ValueError(f"metrics port must be an int from 1 to 65535, got {port!r:.40}")
+    target = registry if registry is not None else prometheus_client.REGISTRY
+    with _lock:
+        if _enabled is not None:
+            if (_enabled.registry, _enabled.port, _enabled.addr) != (target, port, addr):
+                raise ValueError(
+                    f"safestate metrics are already on (port {_enabled.port}, addr "
+                    f"{_enabled.addr!r}); call disable_metrics() first to change them")
+            return target
+        enabled = _register(target, port, addr)
+        if port is not None:
+            try:
+                enabled.server, _ = prometheus_client.start_http_server(
+                    port, addr=addr, registry=target)
+            except OSError as exc:
+                _unregister(enabled)
+                raise OSError(exc.errno, f"safestate metrics could not be served on "
+                                         f"{addr}:{port}: {exc.strerror}; choose another "
+                                         "port") from exc
+        _enabled = enabled
+        return target
+
+
+def disable_metrics() -> None:
+    """Stop collecting and serving safestate's metrics (a no-op when they are off)."""
+    global _enabled
+    with _lock:
+        if _enabled is None:
+            return
+        enabled, _enabled = _enabled, None
+        _unregister(enabled)
+        if enabled.server is not None:
+            enabled.server.shutdown()
+            enabled.server.server_close()
+
+
+def metrics_enabled() -> bool:
+    """Whether enable_metrics() is in force."""
+    return _enabled is not None
+
+
+def _register(registry: CollectorRegistry, port: int | None, addr: str) -> _Enabled:
+    from prometheus_client import Counter, Histogram
+
+    from . import session_manager
+
+    def made(metric: Any) -> Any:
+        collectors.append(metric)
+        return metric
+
+    collectors: list[Any] = []
+    try:
+        lock_wait = made(Histogram(
+            "safestate_lock_wait_seconds", "How long a call waited for a lock it then took.",
+            ["scope"], buckets=WAIT_BUCKETS, registry=registry))
+        store_latency = made(Histogram(
+            "safestate_store_latency_seconds", "Duration of one store round trip.",
+            ["store", "operation"], buckets=STORE_BUCKETS, registry=registry))
+        store_calls = made(Counter(
+            "safestate_store_round_trips", "Store round trips, by outcome.",
+            ["store", "operation", "outcome"], registry=registry))
+        errors = made(Counter(
+            "safestate_errors", "safestate errors raised (VersionConflicts that mutate() "
+            "retried included), by class.", ["error"], registry=registry))
+        state = made(_StateCollector(session_manager))
+        registry.register(state)
+    except BaseException:
+        _unregister(_Enabled(registry, port, addr, collectors))
+        raise
+
+    def on_wait(scope: str, seconds: float) -> None:
+        lock_wait.labels(scope).observe(seconds)
+
+    def on_store(store: str, operation: str, seconds: float, failed: bool) -> None:
+        store_latency.labels(store, operation).observe(seconds)
+        store_calls.labels(store, operation, "failed" if failed else "ok").inc()
+
+    def on_error(name: str) -> None:
+        errors.labels(name).inc()
+
+    _events.lock_wait, _events.store_call, _events.error = on_wait, on_store, on_error
+    return _Enabled(registry, port, addr, collectors)
+
+
+def _unregister(enabled: _Enabled) -> None:
+    _events.lock_wait = _events.store_call = _events.error = None
+    for collector in enabled.collectors:
+        with contextlib.suppress(KeyError):  # never registered (it failed half-way)
+            enabled.registry.unregister(collector)
+
+
+class _StateCollector:
+    """Reads safestate's own counters when Prometheus scrapes (and sweeps ended sessions)."""
+
+    def __init__(self, manager: SessionStateManager) -> None:
+        self._manager = manager
+
+    def describe(self) -> list[Metric]:
+        # Given, so registering does not run a collection (and a sweep) at import time.
+        return list(self._families(None))
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families(self._manager.get_session_stats())
+
+    @staticmethod
+    def _families(stats: dict[str, Any] | None) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        s = stats or {}
+        shared = s.get("shared", {})
+        ops = CounterMetricFamily("safestate_operations", "safestate calls that took a lock.",
+                                  labels=["scope"])
+        waits = CounterMetricFamily("safestate_lock_waits",
+                                    "Lock acquisitions that had to wait.", labels=["scope"])
+        held = GaugeMetricFamily("safestate_locks_held", "Locks held right now.",
+                                 labels=["scope"])
+        sessions = GaugeMetricFamily("safestate_sessions",
+                                     "Tracked sessions by what the runtime says of them.",
+                                     labels=["status"])
+        tracked = GaugeMetricFamily("safestate_sessions_tracked",
+                                    "Sessions in the lock registry (live bookkeeping).")
+        cleaned = CounterMetricFamily("safestate_sessions_cleaned",
+                                      "Sessions whose bookkeeping was freed.")
+        if stats is not None:
+            ops.add_metric(["session"], s["operations"])
+            ops.add_metric(["shared"], shared["operations"])
+            waits.add_metric(["session"], s["lock_waits"])
+            waits.add_metric(["shared"], shared["lock_waits"])
+            held.add_metric(["session"], s["locks_held"])
+            held.add_metric(["shared"], int(shared["lock_held"]))
+            for status in ("active", "disconnected", "ended", "untold"):
+                sessions.add_metric(["unknown" if status == "untold" else status],
+                                    s[f"sessions_{status}"])
+            tracked.add_metric([], s["sessions_tracked"])
+            cleaned.add_metric([], s["sessions_cleaned"])
+        yield from (ops, waits, held, sessions, tracked, cleaned)
