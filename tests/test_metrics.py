@@ -278,3 +278,30 @@ def test_a_deployment_port_serves_live_sessions_and_their_cleanup(
         assert scrape(port)["safestate_sessions_cleaned_total"] == 3
     finally:
         server.stop()
+
+
+def test_deployment_port_that_is_not_a_port_names_the_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from safestate import config
+
+    monkeypatch.setattr(config, "_deployment", {"metrics_port": "ninety"})
+    with pytest.raises(ValueError, match=r"SAFESTATE_METRICS_PORT.*'ninety'"):
+        config._metrics_from_deployment()
+    assert not safestate.metrics_enabled()
+
+
+def test_deployment_port_that_is_taken_is_logged_and_the_app_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from safestate import config
+
+    caplog.set_level(logging.ERROR, logger="safestate")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setattr(config, "_deployment", {"metrics_port": str(port)})
+        config._metrics_from_deployment()  # no exception: monitoring must not stop the app
+    assert not safestate.metrics_enabled()
+    assert f"127.0.0.1:{port}" in caplog.text
