@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench clean
+.PHONY: test lint demo bench loadtest clean
 
 # Debian's Chromium for the browser tests; Playwright never downloads a browser here.
 $(CHROMIUM):
@@ -39,6 +39,11 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/bench_stores.py
+
+# N real websocket sessions against the demo, with safestate and with plain st.session_state
+# (about 11 min; LOADTEST_ARGS="--repeats 3" for medians of three, see --help).
+loadtest: $(STAMP)
+	$(PY) benchmarks/loadtest.py $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

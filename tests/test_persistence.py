@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import pathlib
 import time
 from collections.abc import Iterator
@@ -353,3 +354,31 @@ def test_a_dropped_browser_token_is_put_back_and_reset_clears_the_store(
         assert open_store(url).get(namespace, "note") is None
     finally:
         safestate.configure(store="memory://", identity="session", persist=())
+
+
+FIRST_CALLS = {
+    "a read": "safestate.safe_get('note')",
+    "shared only": "safestate.shared.safe_get('note')",
+    "a handle": "safestate.current().safe_get('note')",
+}
+
+
+@pytest.mark.parametrize("first", FIRST_CALLS)
+def test_deployment_settings_apply_whatever_the_first_call(
+    first: str, tmp_path: pathlib.Path
+) -> None:
+    """SAFESTATE_STORE alone moves an app to a store, whichever safestate call comes first."""
+    import subprocess
+    import sys
+
+    app = tmp_path / "app.py"
+    app.write_text(f"import streamlit as st\nimport safestate\n\n{FIRST_CALLS[first]}\n"
+                   "st.markdown(f'STORE={safestate.configuration.settings.store}')\n")
+    runner = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+              "at = AppTest.from_file(sys.argv[1], default_timeout=60).run()\n"
+              "print([e.message for e in at.exception] or at.markdown[0].value)\n")
+    url = f"sqlite:///{tmp_path / 'deployed.db'}"
+    out = subprocess.run([sys.executable, "-c", runner, str(app)], capture_output=True,
+                         text=True, timeout=120,
+                         env={**os.environ, "SAFESTATE_STORE": url, "SAFESTATE_PERSIST": "note"})
+    assert out.stdout.strip().splitlines()[-1] == f"STORE={url}", out.stderr[-2000:]

@@ -58,6 +58,7 @@ get_session_stats = session_manager.get_session_stats
 #: Where state persists and for whom (see configure()).
 configuration = Configuration(session_manager, shared)
 session_manager._config = configuration
+shared._before_first_use = configuration.ensure
 configure = configuration.configure
 cleanup_store = configuration.cleanup
 

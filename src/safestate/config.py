@@ -217,6 +217,7 @@ class Configuration:
         """Configure from the deployment (secrets, env) once, if configure() was not called."""
         if self.settings is None:
             self.configure()
+        self._shared._before_first_use = None
         if not self._metrics_checked:
             _metrics_from_deployment()
             self._metrics_checked = True

@@ -47,6 +47,8 @@ class SessionHandle(Scope):
 
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
         manager = self._manager
+        if manager._config is not None and manager._registry.get(self.session_id) is None:
+            manager._config.ensure()  # a worker may make the session's first call
         lock = manager._registry.acquire(self.session_id, self._state, timeout)
         if manager._persistence is None:
             return lock, self._view
@@ -122,14 +124,17 @@ class SessionStateManager(Scope):
         Raises InvalidKeyError/EmptyKeyError for a bad key, NoSessionError outside a session.
         """
         # Hot path, written out: a read takes only the session lock (not Streamlit's).
-        if self._persistence is not None:  # the first read loads persisted state
-            return Scope.safe_get(self, key, default)
         if type(key) is not str or not key:
             check_key(key)
         run = _compat.current_run()
         if run is None:
             raise NoSessionError("safe_get")
-        lock = self._registry.acquire(run[0], run[1])
+        registry = self._registry
+        if self._persistence is not None or registry.get(run[0]) is None:
+            # Persisted state loads on a read; a session's first call applies the
+            # deployment's settings (a page's first call is often a read).
+            return Scope.safe_get(self, key, default)
+        lock = registry.acquire(run[0], run[1])
         try:
             lock.ops += 1
             try:

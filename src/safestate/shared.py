@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._locks import ScopeLock
@@ -19,12 +20,17 @@ class SharedState(Scope):
     scope_name = "shared state"
     #: With a store configured (not memory://), the shared state lives there instead.
     _view: PersistentView | None = None
+    #: Applies the deployment's settings (secrets, env) before first use; then None.
+    _before_first_use: Callable[[], None] | None = None
 
     def __init__(self) -> None:
         self._lock = ScopeLock("shared", "the shared state")
         self._data: dict[str, Any] = {}
 
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
+        first_use = self._before_first_use
+        if first_use is not None:  # an app may use only `shared`: it must get the store too
+            first_use()
         self._lock.acquire(timeout)
         view = self._view
         return self._lock, self._data if view is None else view

@@ -1,0 +1,156 @@
+"""The server side of the load test: start the demo, read its memory and session counts.
+
+``streamlit run`` binds 127.0.0.1 on a free port. With safestate, the demo also
+serves Prometheus text on a second free port (``SAFESTATE_METRICS_PORT``), where
+the load test reads safestate's session counts.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DEMO = REPO / "examples" / "demo"
+APPS = {"safestate": DEMO / "app.py", "plain": DEMO / "app_plain.py"}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on at the moment."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str, timeout: float) -> str:
+    # Loopback only: no proxy, whatever the environment names.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=timeout) as resp:
+        return str(resp.read().decode())
+
+
+class DemoServer:
+    """One ``streamlit run`` of the demo (``variant`` "safestate" or "plain")."""
+
+    def __init__(
+        self, variant: str, log: pathlib.Path, *, session_ttl: int = 5, metrics: bool = True,
+        options: Sequence[str] = (),
+    ) -> None:
+        """Start it; ``options`` are more Streamlit settings as "section.name=value"."""
+        self.variant = variant
+        self.port = free_port()
+        self.metrics_port = free_port() if metrics and variant == "safestate" else None
+        self.session_ttl = session_ttl
+        self.log = log
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if self.metrics_port is not None:
+            env["SAFESTATE_METRICS_PORT"] = str(self.metrics_port)
+        streamlit = pathlib.Path(sys.executable).parent / "streamlit"
+        self.proc = subprocess.Popen(
+            [
+                str(streamlit), "run", str(APPS[variant]),
+                "--server.address", "127.0.0.1",
+                "--server.port", str(self.port),
+                "--server.headless", "true",
+                "--browser.gatherUsageStats", "false",
+                "--server.fileWatcherType", "none",
+                # Closed tabs end this many seconds later (Streamlit's default is 120).
+                "--server.disconnectedSessionTTL", str(session_ttl),
+                *(part for option in options for part in _flag(option)),
+            ],
+            cwd=DEMO,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        try:
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Wait until /_stcore/health answers 200, or raise TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                tail = self.log.read_text()[-2000:]
+                raise RuntimeError(f"streamlit exited with {self.proc.returncode}:\n{tail}")
+            try:
+                _get(f"http://127.0.0.1:{self.port}/_stcore/health", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.1)  # polling interval of a bounded wait
+        raise TimeoutError(f"streamlit on port {self.port} not healthy in {timeout} s")
+
+    def rss_kib(self) -> int:
+        """The server process's resident memory (VmRSS), in KiB."""
+        for line in pathlib.Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS line")
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used so far (all its threads, user + system)."""
+        stat = pathlib.Path(f"/proc/{self.proc.pid}/stat").read_text()
+        fields = stat.rpartition(")")[2].split()  # after "(comm)", which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def scrape(self, timeout: float = 5.0) -> dict[str, float] | None:
+        """safestate's Prometheus gauges, or None when the endpoint does not answer.
+
+        Scraping sweeps ended sessions first, so the counts are current.
+        """
+        if self.metrics_port is None:
+            return None
+        try:
+            text = _get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout)
+        except OSError:
+            return None
+        return parse_metrics(text)
+
+    def stop(self) -> None:
+        """Terminate the server (kill it if it does not stop within 10 s)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def _flag(option: str) -> tuple[str, str]:
+    name, sep, value = option.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"a Streamlit option is section.name=value, got {option!r}")
+    return f"--{name.strip()}", value.strip()
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Samples of the Prometheus text format by name with labels, e.g. ``a{b="c"}``.
+
+    A plain line parse: enough for gauges and counters, no extra dependency.
+    """
+    samples: dict[str, float] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if "}" in line:
+            head, _, tail = line.rpartition("}")
+            name = head + "}"
+        else:
+            name, _, tail = line.partition(" ")
+        fields = tail.split()
+        try:
+            samples[name] = float(fields[0])
+        except (ValueError, IndexError):
+            continue
+    return samples
