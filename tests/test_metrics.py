@@ -199,9 +199,10 @@ def test_recovery_events_are_logged_by_session_label(caplog: pytest.LogCaptureFi
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_function(app, default_timeout=30).run()
+    at.run()  # still down: logged when health changes, not on every rerun
+    assert caplog.text.count("dependency 'db' could not be built: ConnectionError") == 1
     at.button(key="safestate_recovery_reset").click().run()
     text = caplog.text
-    assert "dependency 'db' could not be built: ConnectionError" in text
     assert "recovery panel shown for db" in text
     assert "session reset" in text
     assert "swordfish" not in text  # an exception's message may carry the app's data
@@ -226,14 +227,30 @@ def test_metrics_are_served_on_the_chosen_port() -> None:
 
 
 def test_a_taken_port_raises_and_enables_nothing() -> None:
+    reg = CollectorRegistry()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match=f"127.0.0.1:{port}.*choose another port"):
-            safestate.enable_metrics(port, registry=CollectorRegistry())
+            safestate.enable_metrics(port, registry=reg)
     assert not safestate.metrics_enabled()
-    assert _events.error is None
+    assert (_events.lock_wait, _events.store_call, _events.error) == (None, None, None)
+    # Nothing stayed registered: the same registry takes the metrics again.
+    try:
+        assert safestate.enable_metrics(registry=reg) is reg
+    finally:
+        safestate.disable_metrics()
+
+
+def test_disabling_empties_every_slot_and_the_registry() -> None:
+    reg = CollectorRegistry()
+    safestate.enable_metrics(registry=reg)
+    assert None not in (_events.lock_wait, _events.store_call, _events.error)
+    safestate.disable_metrics()
+    assert (_events.lock_wait, _events.store_call, _events.error) == (None, None, None)
+    assert list(reg.collect()) == []
+    safestate.disable_metrics()  # twice is fine
 
 
 @pytest.mark.parametrize("bad", ["9100", 0, 70000, True, 1.5])
@@ -272,7 +289,8 @@ def test_a_deployment_port_serves_live_sessions_and_their_cleanup(
         assert m["safestate_operations_total{scope=shared}"] == 3
         for s in sessions:
             s.close()
-        # Ended after the disconnected TTL; a scrape sweeps them away.
+        # Ended after the disconnected TTL, then freed by the sweeper: no new session
+        # arrives and a scrape does not sweep, so nothing else could free them.
         wait_for(lambda: scrape(port)["safestate_sessions_tracked"] == 0,
                  "the closed sessions to be freed", timeout=60)
         assert scrape(port)["safestate_sessions_cleaned_total"] == 3

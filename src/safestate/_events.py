@@ -41,11 +41,11 @@ def label_of(lock_key: str) -> str:
 
 
 def current_label() -> str:
-    """The calling thread's session label, or "-" outside a script run (never raises)."""
+    """How logs name the calling thread's session (never raises)."""
     try:
         from . import _compat
 
         run = _compat.current_run()
     except Exception:  # logging must not fail the call it reports on
-        return "-"
-    return "-" if run is None else session_label(run[0])
+        return "no session"
+    return "no session" if run is None else "session " + session_label(run[0])

@@ -10,6 +10,7 @@ the GIL; the registry lock is only taken to create or remove entries.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 from collections.abc import Callable
@@ -248,6 +249,7 @@ class LockRegistry:
         return removed
 
     @staticmethod
+    @functools.cache
     def memory_per_entry() -> int:
         """Bytes of bookkeeping one tracked session costs (entry, lock, key, dict slot)."""
         probe = ScopeLock("00000000-0000-4000-8000-000000000000")

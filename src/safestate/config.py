@@ -136,22 +136,25 @@ def _settings(given: dict[str, Any]) -> Settings:
 def _metrics_from_deployment() -> None:
     """Serve metrics if the deployment names a port (metrics_port / $SAFESTATE_METRICS_PORT).
 
-    Raises ValueError for a value that is not a port. A port that is taken is logged,
-    not raised: monitoring must not take the app down.
+    Raises ValueError for a value that is not a port. A port that is taken, or metrics
+    the app already turned on, are logged, not raised: monitoring must not take the
+    app down.
     """
     raw = _from_deployment("metrics_port")
     if raw is None or raw == "":
         return
-    try:
-        port = int(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"metrics_port (SAFESTATE_METRICS_PORT) must be a port number, "
-                         f"got {raw!r:.40}") from None
-    from .monitoring import enable_metrics
+    text = str(raw).strip()
+    if isinstance(raw, bool) or not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"metrics_port (SAFESTATE_METRICS_PORT) must be a port number from 1 "
+                         f"to 65535, got {raw!r:.40}")
+    from .monitoring import enable_metrics, metrics_enabled
 
+    if metrics_enabled():
+        _events.log.info("safestate: metrics are already on; metrics_port %s not used", text)
+        return
     try:
-        enable_metrics(port)
-    except OSError as exc:
+        enable_metrics(int(text))
+    except (OSError, ValueError) as exc:
         _events.log.error("safestate: %s", exc)
 
 
@@ -191,7 +194,7 @@ class Configuration:
             if self.settings is not None and settings._key() == self.settings._key():
                 return self.settings
             store = open_store(settings.store)  # raises before anything changes
-            old, self.store, self.settings = self.store, store, settings
+            old, self.store = self.store, store
             schema = self._manager._schema
             persisted: Callable[[str], bool]
             if settings.persist == "schema":
@@ -209,6 +212,8 @@ class Configuration:
                 PersistentView(persistence, "shared", None) if shared_in_store else None
             )
             self._manager._registry.forget_namespaces()
+            # Last: ensure() reads it without the lock, so the rest must be in place first.
+            self.settings = settings
             if old is not None:
                 old.close()
             return settings
@@ -217,10 +222,10 @@ class Configuration:
         """Configure from the deployment (secrets, env) once, if configure() was not called."""
         if self.settings is None:
             self.configure()
-        self._shared._before_first_use = None
         if not self._metrics_checked:
-            _metrics_from_deployment()
+            _metrics_from_deployment()  # a bad value raises here on every first call
             self._metrics_checked = True
+        self._shared._before_first_use = None
 
     def cleanup(self) -> int:
         """Remove expired persisted state now; return how many namespaces went."""

@@ -263,10 +263,9 @@ class DependencyRegistry:
             return dep.factory()
         except Exception as exc:
             reason = _reason(exc)
-            # The exception's type only: its message may quote the app's data.
-            _events.log.warning("safestate: dependency %r could not be built: %s (%s)",
-                                dep.name, type(exc).__name__, _events.current_label())
-            self._record(dep, state, present=False, healthy=False, error=reason)
+            # The exception's type only in logs: its message may quote the app's data.
+            self._record(dep, state, present=False, healthy=False, error=reason,
+                         logged=f"could not be built: {type(exc).__name__}")
             raise DependencyNotReady(dep.name, f"could not be built ({reason})",
                                      dep.description) from exc
 
@@ -281,22 +280,30 @@ class DependencyRegistry:
             except Exception as exc:
                 error = f"its health check raised {_reason(exc)}"
         self._record(dep, state, present=True, healthy=error is None, error=error,
-                     type_name=type(value).__name__)
+                     type_name=type(value).__name__, logged="is unhealthy")
         if error is not None:
-            _events.log.warning("safestate: dependency %r is unhealthy (%s)", dep.name,
-                                _events.current_label())
             raise DependencyNotReady(dep.name, error, dep.description)
 
     def _record(self, dep: Dependency, state: Any, *, present: bool, healthy: bool,
-                error: str | None, type_name: str | None = None) -> None:
+                error: str | None, logged: str, type_name: str | None = None) -> None:
         status = DependencyStatus(dep.name, dep.scope, dep.required, present, healthy, error,
                                   _now(), type_name, dep.description)
         if dep.scope == "app":
             with self._guard:
+                before = self._app_status.get(dep.name)
                 self._app_status[dep.name] = status
         else:
             # Called under the session lock: the session's bookkeeping entry is ours to change.
-            self._session_checks(state, create=True)[dep.name] = status
+            checks = self._session_checks(state, create=True)
+            before = checks.get(dep.name)
+            checks[dep.name] = status
+        # Logged when health changes, not on every rerun that finds it still down.
+        if not healthy and (before is None or before.healthy):
+            _events.log.warning("safestate: dependency %r %s (%s)", dep.name, logged,
+                                _events.current_label())
+        elif healthy and before is not None and not before.healthy:
+            _events.log.info("safestate: dependency %r is ready again (%s)", dep.name,
+                             _events.current_label())
 
     def _session_checks(
         self, state: Any, create: bool = False, entry: ScopeLock | None = None

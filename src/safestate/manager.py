@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
-from . import _compat
+from . import _compat, _events
 from ._events import session_label
 from ._locks import LockRegistry, ScopeLock
 from ._scope import Scope, check_key
@@ -94,6 +96,7 @@ class SessionStateManager(Scope):
         self._schema = _SCHEMA
         self._sweeping = threading.Lock()
         self.sweep_interval = sweep_interval
+        self._sweeper: threading.Thread | None = None
         #: The app-wide state shared by every session (the process's one ``shared``).
         self.shared = shared if shared is not None else shared_state
 
@@ -107,6 +110,8 @@ class SessionStateManager(Scope):
         if registry.get(sid) is None:  # a session's first call: the cold path
             if self._config is not None:
                 self._config.ensure()
+            if self._sweeper is None:
+                self._start_sweeper()
             if monotonic() - registry.last_sweep >= self.sweep_interval:
                 self._sweep()
         lock = registry.acquire(sid, state, timeout)
@@ -205,6 +210,15 @@ class SessionStateManager(Scope):
         return thread
 
     # -- lifecycle -----------------------------------------------------------------------
+    def _start_sweeper(self) -> None:
+        with self._sweeping:
+            if self._sweeper is not None:
+                return
+            # Without it, ended sessions would be freed only when another one arrives.
+            self._sweeper = threading.Thread(target=_sweep_forever, args=(weakref.ref(self),),
+                                             name="safestate-sweeper", daemon=True)
+            self._sweeper.start()
+
     def _sweep(self) -> int:
         if not self._sweeping.acquire(False):
             return 0  # another thread is sweeping now
@@ -268,6 +282,10 @@ class SessionStateManager(Scope):
         Sweeps ended sessions first, so the figures are current.
         """
         self._sweep()
+        return self._stats()
+
+    def _stats(self) -> dict[str, Any]:
+        """get_session_stats() without sweeping (what metrics read: reading changes nothing)."""
         entries, cleaned, ops, waits, wait_ns = self._registry.totals()
         status = {"active": 0, "disconnected": 0, "ended": 0, "unknown": 0}
         for entry in entries:
@@ -286,3 +304,19 @@ class SessionStateManager(Scope):
             "memory_per_session_bytes": self._registry.memory_per_entry(),
             "shared": self.shared.stats(),
         }
+
+
+def _sweep_forever(manager_ref: weakref.ref[SessionStateManager]) -> None:
+    """Free ended sessions every ``sweep_interval`` seconds, while the manager exists."""
+    while True:
+        manager = manager_ref()
+        if manager is None:
+            return
+        interval = manager.sweep_interval
+        if len(manager._registry):
+            try:
+                manager._sweep()
+            except Exception:  # the next round tries again; the app must not notice
+                _events.log.exception("safestate: sweeping ended sessions failed")
+        del manager  # between rounds the manager may go away
+        time.sleep(interval)  # a timer between rounds, not synchronization

@@ -129,20 +129,31 @@ def _register(registry: CollectorRegistry, port: int | None, addr: str) -> _Enab
             "safestate_store_round_trips", "Store round trips, by outcome.",
             ["store", "operation", "outcome"], registry=registry))
         errors = made(Counter(
-            "safestate_errors", "safestate errors raised (VersionConflicts that mutate() "
-            "retried included), by class.", ["error"], registry=registry))
+            "safestate_errors", "safestate errors raised, by class, those safestate handles "
+            "itself included (a VersionConflict that mutate() retried, a dependency "
+            "is_ready() found not ready).", ["error"], registry=registry))
         state = made(_StateCollector(session_manager))
         registry.register(state)
     except BaseException:
         _unregister(_Enabled(registry, port, addr, collectors))
         raise
 
+    # Label children looked up once: a lock wait is observed while the lock is held.
+    waits = {scope: lock_wait.labels(scope) for scope in ("session", "shared")}
+    stores: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+
     def on_wait(scope: str, seconds: float) -> None:
-        lock_wait.labels(scope).observe(seconds)
+        waits[scope].observe(seconds)
 
     def on_store(store: str, operation: str, seconds: float, failed: bool) -> None:
-        store_latency.labels(store, operation).observe(seconds)
-        store_calls.labels(store, operation, "failed" if failed else "ok").inc()
+        children = stores.get((store, operation))
+        if children is None:
+            children = stores[store, operation] = (
+                store_latency.labels(store, operation),
+                store_calls.labels(store, operation, "ok"),
+                store_calls.labels(store, operation, "failed"))
+        children[0].observe(seconds)
+        children[2 if failed else 1].inc()
 
     def on_error(name: str) -> None:
         errors.labels(name).inc()
@@ -159,17 +170,18 @@ def _unregister(enabled: _Enabled) -> None:
 
 
 class _StateCollector:
-    """Reads safestate's own counters when Prometheus scrapes (and sweeps ended sessions)."""
+    """Reads safestate's own counters when Prometheus scrapes."""
 
     def __init__(self, manager: SessionStateManager) -> None:
         self._manager = manager
 
     def describe(self) -> list[Metric]:
-        # Given, so registering does not run a collection (and a sweep) at import time.
+        # Given, so registering does not run a collection at import time.
         return list(self._families(None))
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._families(self._manager.get_session_stats())
+        # Without sweeping: a scrape must not be what frees ended sessions (the sweeper does).
+        yield from self._families(self._manager._stats())
 
     @staticmethod
     def _families(stats: dict[str, Any] | None) -> Iterator[Metric]:

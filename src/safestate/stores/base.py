@@ -51,6 +51,9 @@ class Store(abc.ABC):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         # Every store's round trips are timed for metrics, without each store repeating it.
+        # Only a store's own class: a subclass of it that calls super() is not counted twice.
+        if Store not in cls.__bases__:
+            return
         for name in _ROUND_TRIPS:
             if name in cls.__dict__:
                 setattr(cls, name, _timed(name, cls.__dict__[name]))
