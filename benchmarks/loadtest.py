@@ -217,9 +217,8 @@ def report(s: Settings, results: list[LoadResult], churns: list[ChurnResult],
         "finish cleanly, failed connections.",
         "- **lost updates**: clicks acknowledged (a clean run) but missing from the shared "
         "counter, read by one more session at the end, plus per-session clicks missing from that "
-        "session's own count (`my-board-clicks`).",
-        "- **lost updates**: with clicks in doubt (sent, no clean answer) the shared counter "
-        "can only bound the loss: shown as a range, marked inconclusive.",
+        "session's own count (`my-board-clicks`). With clicks in doubt (sent, no clean answer) "
+        "the counter can only bound the loss: shown as a range, marked inconclusive.",
         "- **RSS**: the server's resident memory with the N sessions still connected after the "
         "load. **RSS/session**: (RSS with the N sessions connected, before any click - RSS "
         "after one warm-up session) / sessions connected.",
