@@ -269,6 +269,17 @@ async def _sample_rss(server: DemoServer, stop: asyncio.Event, peak: list[int]) 
             await asyncio.wait_for(stop.wait(), 1.0)
 
 
+async def _reader(server: DemoServer, timeout: float) -> tuple[BoardUser, int | None]:
+    """A warm-up session that reads the shared counter (and stays to read it at the end).
+
+    It runs before any baseline, so the server has imported and built everything by then.
+    """
+    reader = BoardUser(server.port, Tally(), timeout)
+    if not await reader.enter():
+        raise RuntimeError(f"the warm-up session failed: {reader.tally.errors}")
+    return reader, (await reader.reload()).shared_counter()
+
+
 async def load_run(
     server: DemoServer, n: int, seconds: float, interval: float, *, timeout: float = 30.0,
     parallel: int = 20, rng: random.Random | None = None,
@@ -277,12 +288,7 @@ async def load_run(
     rng = rng or random.Random(0)
     loop = asyncio.get_running_loop()
     registry = Registry(server)
-    # A warm-up session: the server has imported and built everything before the baseline.
-    reader = BoardUser(server.port, Tally(), timeout)
-    if not await reader.enter():
-        raise RuntimeError(f"the warm-up session failed: {reader.tally.errors}")
-    before = await reader.reload()
-    counter_before = before.shared_counter()
+    reader, counter_before = await _reader(server, timeout)
     await registry.read()
     rss_base = server.rss_kib()
 
@@ -398,10 +404,7 @@ async def churn(
     rng = rng or random.Random(0)
     loop = asyncio.get_running_loop()
     registry = Registry(server)
-    reader = BoardUser(server.port, Tally(), timeout)
-    if not await reader.enter():
-        raise RuntimeError(f"the warm-up session failed: {reader.tally.errors}")
-    counter_before = (await reader.reload()).shared_counter()
+    reader, counter_before = await _reader(server, timeout)
     base = await registry.read()
     rss_base = server.rss_kib()
 
