@@ -323,3 +323,15 @@ def test_deployment_port_that_is_taken_is_logged_and_the_app_goes_on(
         config._metrics_from_deployment()  # no exception: monitoring must not stop the app
     assert not safestate.metrics_enabled()
     assert f"127.0.0.1:{port}" in caplog.text
+
+
+def test_deployment_port_when_the_app_already_turned_metrics_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, registry: CollectorRegistry
+) -> None:
+    from safestate import config
+
+    caplog.set_level(logging.INFO, logger="safestate")
+    monkeypatch.setattr(config, "_deployment", {"metrics_port": str(free_port())})
+    config._metrics_from_deployment()  # the app's own enable_metrics() stands; no error
+    assert safestate.metrics_enabled()
+    assert "metrics are already on" in caplog.text
