@@ -49,8 +49,8 @@ class SessionHandle(Scope):
 
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
         manager = self._manager
-        if manager._config is not None and manager._registry.get(self.session_id) is None:
-            manager._config.ensure()  # a worker may make the session's first call
+        if manager._registry.get(self.session_id) is None:
+            manager._first_call()  # a worker may make the session's first call
         lock = manager._registry.acquire(self.session_id, self._state, timeout)
         if manager._persistence is None:
             return lock, self._view
@@ -108,12 +108,7 @@ class SessionStateManager(Scope):
         sid, state = run
         registry = self._registry
         if registry.get(sid) is None:  # a session's first call: the cold path
-            if self._config is not None:
-                self._config.ensure()
-            if self._sweeper is None:
-                self._start_sweeper()
-            if monotonic() - registry.last_sweep >= self.sweep_interval:
-                self._sweep()
+            self._first_call()
         lock = registry.acquire(sid, state, timeout)
         if self._persistence is None:
             return lock, state
@@ -210,6 +205,15 @@ class SessionStateManager(Scope):
         return thread
 
     # -- lifecycle -----------------------------------------------------------------------
+    def _first_call(self) -> None:
+        """A session's first call: apply the deployment's settings, keep ended ones swept."""
+        if self._config is not None:
+            self._config.ensure()
+        if self._sweeper is None:
+            self._start_sweeper()
+        if monotonic() - self._registry.last_sweep >= self.sweep_interval:
+            self._sweep()
+
     def _start_sweeper(self) -> None:
         with self._sweeping:
             if self._sweeper is not None:

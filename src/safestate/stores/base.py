@@ -103,13 +103,7 @@ def _timed(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def timed(self: Store, *args: Any, **kwargs: Any) -> Any:
         observe = _events.store_call
-        if observe is None:
-            try:
-                return method(self, *args, **kwargs)
-            except StoreUnavailable as exc:
-                _log_fault(operation, exc)
-                raise
-        start = time.perf_counter()
+        start = time.perf_counter() if observe is not None else 0.0
         failed = True
         try:
             result = method(self, *args, **kwargs)
@@ -122,7 +116,8 @@ def _timed(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
             failed = False  # the store answered: another writer was first
             raise
         finally:
-            observe(self.kind, operation, time.perf_counter() - start, failed)
+            if observe is not None:
+                observe(self.kind, operation, time.perf_counter() - start, failed)
 
     return timed
 
