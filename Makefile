@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench loadtest clean
+.PHONY: test lint demo bench loadtest flood clean
 
 # Debian's Chromium for the browser tests; Playwright never downloads a browser here.
 $(CHROMIUM):
@@ -34,7 +34,7 @@ test: lint $(CHROMIUM) $(REDIS)
 	$(PY) -m pytest
 
 demo: $(STAMP)
-	SAFESTATE_ADMIN_PASSWORD=$${SAFESTATE_ADMIN_PASSWORD:-demo-admin} $(VENV)/bin/streamlit run examples/demo/app.py --server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false
+	DEMO_ADMIN_PASSWORD=$${DEMO_ADMIN_PASSWORD:-demo-admin} $(VENV)/bin/streamlit run examples/demo/app.py --server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py
@@ -44,6 +44,13 @@ bench: $(STAMP)
 # (about 11 min; LOADTEST_ARGS="--repeats 3" for medians of three, see --help).
 loadtest: $(STAMP)
 	$(PY) benchmarks/loadtest.py $(LOADTEST_ARGS)
+
+# Defect D5: one session floods the app with click reruns; server threads, lost and stale
+# updates, plain vs safestate (memory, SQLite, Redis). About 2 min; see --help, e.g.
+# FLOOD_ARGS="--variants plain,sqlite --repeats 3" or "--clicks 2000 --seconds 15". Its redis
+# variant needs redis-server (`make test` installs it).
+flood: $(STAMP)
+	$(PY) benchmarks/bench_flood.py $(FLOOD_ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

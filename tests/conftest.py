@@ -89,6 +89,11 @@ def worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from serve("worker_app.py", tmp_path_factory)
 
 
+@pytest.fixture(scope="module")
+def supersede_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from serve("supersede_app.py", tmp_path_factory)
+
+
 def run_app(app: Any, **kwargs: Any) -> AppTest:
     """Run ``app`` (a function doing its own imports) in a real script run; no exception."""
     at = AppTest.from_function(app, kwargs=kwargs, default_timeout=60).run()

@@ -61,21 +61,43 @@ class StreamlitSession:
             proxy=None,  # loopback only, whatever proxy the environment names
         ).__enter__()
 
-    def run(self, query: str = "", timeout: float = 60.0) -> Run:
-        """Rerun the script with ``query`` as its query string; return what it drew."""
+    def request(self, query: str = "") -> None:
+        """Ask for a rerun with ``query`` as its query string, without reading it (a click)."""
         assert self._ws is not None, "session closed"
         msg = BackMsg()
         msg.rerun_script.query_string = query
         msg.rerun_script.page_script_hash = ""
         self._ws.send(msg.SerializeToString())
+
+    def _receive(self, deadline: float, what: str) -> ForwardMsg:
+        """The next message from the server, or TimeoutError naming ``what`` at the deadline."""
+        assert self._ws is not None, "session closed"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"{what} in time")
+        fwd = ForwardMsg()
+        fwd.ParseFromString(self._ws.recv(timeout=remaining))
+        return fwd
+
+    def wait_for_markdown(self, body: str, timeout: float = 60.0) -> None:
+        """Read what the server sends until it draws markdown ``body``, or raise TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            fwd = self._receive(deadline, f"{body!r} was not drawn")
+            if (fwd.WhichOneof("type") == "delta"
+                    and fwd.delta.WhichOneof("type") == "new_element"
+                    and fwd.delta.new_element.WhichOneof("type") == "markdown"
+                    and fwd.delta.new_element.markdown.body == body):
+                return
+
+    def run(self, query: str = "", timeout: float = 60.0) -> Run:
+        """Rerun the script with ``query`` as its query string; return what it drew."""
+        assert self._ws is not None, "session closed"
+        self.request(query)
         run = Run()
         deadline = time.monotonic() + timeout
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"script run did not finish in {timeout} s: {run}")
-            fwd = ForwardMsg()
-            fwd.ParseFromString(self._ws.recv(timeout=remaining))
+            fwd = self._receive(deadline, f"script run did not finish: {run}")
             kind = fwd.WhichOneof("type")
             if kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
                 element = fwd.delta.new_element

@@ -39,7 +39,7 @@ def launch(pw: object) -> Browser:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("demo") / "streamlit.log"
     server = Server(ROOT / "examples" / "demo" / "app.py", log,
-                    env={"SAFESTATE_ADMIN_PASSWORD": ADMIN})
+                    env={"DEMO_ADMIN_PASSWORD": ADMIN})
     yield server
     server.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import re
 import time
 
 import pytest
@@ -45,12 +46,12 @@ def test_race_page_loses_nothing_through_safestate() -> None:
 
 
 def test_sessions_page_needs_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SAFESTATE_ADMIN_PASSWORD", raising=False)
+    monkeypatch.delenv("DEMO_ADMIN_PASSWORD", raising=False)
     at = demo()
     at.switch_page("views/sessions.py").run()
-    assert "SAFESTATE_ADMIN_PASSWORD" in at.info[0].value and not at.metric
+    assert "DEMO_ADMIN_PASSWORD" in at.info[0].value and not at.metric
 
-    monkeypatch.setenv("SAFESTATE_ADMIN_PASSWORD", "s3cret")
+    monkeypatch.setenv("DEMO_ADMIN_PASSWORD", "s3cret")
     at.run()
     at.text_input(key="admin_password").set_value("guess").run()
     assert at.error[0].value == "Wrong password." and not at.metric
@@ -58,3 +59,70 @@ def test_sessions_page_needs_the_password(monkeypatch: pytest.MonkeyPatch) -> No
     assert not at.exception
     assert [m.label for m in at.metric][:4] == ["Live sessions", "Tracked", "Cleaned up",
                                                 "Locks held"]
+
+
+BACKED_OFF = re.compile(r"Too many wrong tries: wait (\d+) s before trying again\.")
+
+
+def shown(at: AppTest) -> str:
+    """Every text the page shows."""
+    kinds = (at.title, at.caption, at.markdown, at.info, at.success, at.warning, at.error)
+    return "\n".join(str(e.value) for kind in kinds for e in kind)
+
+
+@pytest.mark.timeout(120)
+def test_sessions_page_backs_off_after_wrong_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = 3
+    monkeypatch.setenv("DEMO_ADMIN_PASSWORD", "s3cret")
+    monkeypatch.setenv("DEMO_ADMIN_BACKOFF_SECONDS", str(base))
+    at = demo()
+    at.switch_page("views/sessions.py").run()
+    texts: list[str] = []
+
+    def submit(password: str) -> None:
+        at.text_input(key="admin_password").set_value(password).run()
+        assert not at.exception, [e.message for e in at.exception]
+        texts.append(shown(at))
+
+    submit("guess-1")
+    submit("guess-2")
+    assert [e.value for e in at.error] == ["Wrong password."] and not at.metric
+    submit("guess-3")  # the third wrong try in a row starts the back-off
+    assert [e.value for e in at.error] == [f"Wrong password. Wait {base} s before the next try."]
+    submit("guess-4")  # refused unchecked: it does not count
+    assert BACKED_OFF.fullmatch(at.error[0].value) and not at.metric
+    assert at.session_state["admin_attempts"]["failures"] == 3
+
+    submit("s3cret")  # even the right password waits its turn
+    assert len(at.error) == 1 and not at.metric
+    match = BACKED_OFF.fullmatch(at.error[0].value)
+    assert match and 1 <= int(match[1]) <= base, at.error[0].value
+
+    deadline = time.monotonic() + base + 20  # the back-off ends, then the next run checks it
+    while not at.metric and time.monotonic() < deadline:
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]
+        texts.append(shown(at))
+    assert [m.label for m in at.metric][:1] == ["Live sessions"]
+    # (The health reports below may show errors of their own: other tests' dependencies.)
+    assert not [e.value for e in at.error
+                if e.value.startswith("Wrong password") or BACKED_OFF.fullmatch(e.value)]
+    assert at.session_state["admin_attempts"]["failures"] == 0
+    for text in texts:
+        assert "s3cret" not in text and "guess-" not in text
+
+
+def test_admin_backoff_doubles_up_to_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(DEMO.parent))
+    import demo_common
+
+    monkeypatch.setenv("DEMO_ADMIN_BACKOFF_SECONDS", "1")
+    base = demo_common.admin_backoff_seconds()
+    assert [demo_common.backoff_delay(n, base) for n in range(1, 11)] == [
+        0, 0, 1, 2, 4, 8, 16, 32, 60, 60]
+    assert demo_common.backoff_delay(10_000, base) == 60
+    for bad in ("soon", "-1", "nan", "inf"):
+        monkeypatch.setenv("DEMO_ADMIN_BACKOFF_SECONDS", bad)
+        assert demo_common.admin_backoff_seconds() == 1.0
+    monkeypatch.setenv("DEMO_ADMIN_BACKOFF_SECONDS", "0.25")
+    assert demo_common.admin_backoff_seconds() == 0.25

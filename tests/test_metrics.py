@@ -335,3 +335,53 @@ def test_deployment_port_when_the_app_already_turned_metrics_on(
     config._metrics_from_deployment()  # the app's own enable_metrics() stands; no error
     assert safestate.metrics_enabled()
     assert "metrics are already on" in caplog.text
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"registry": 5}, ["CollectorRegistry", "int"]),
+    ({"registry": "default"}, ["CollectorRegistry", "str"]),
+    ({"addr": 127001}, ["addr", "127.0.0.1"]),
+])
+def test_bad_metrics_arguments_are_named_errors(kwargs: dict[str, Any], words: list[str]) -> None:
+    with pytest.raises(safestate.errors.InvalidArgumentError) as info:
+        safestate.enable_metrics(**kwargs)
+    for word in words:
+        assert word in str(info.value)
+    assert not safestate.metrics_enabled()
+
+
+def test_a_store_that_stays_down_logs_once_per_interval_with_a_count(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from conftest import RedisServer
+
+    server = RedisServer(tmp_path)  # our own: this test stops it
+    store = open_store(server.url + "?socket_timeout=1")
+    caplog.set_level(logging.INFO, logger="safestate")
+    try:
+        store.commit("ns", {"k": b"1"})
+        server.stop()
+        for _ in range(50):  # every session's every call fails while it is down
+            with pytest.raises(safestate.StoreUnavailable):
+                store.load("ns")
+        faults = [r for r in caplog.records if "failed" in r.getMessage()]
+        assert len(faults) == 1 and "store load failed" in faults[0].getMessage()
+        assert store.faults is not None
+        store.faults.interval = 0.0  # the interval has passed: the next fault is logged
+        with pytest.raises(safestate.StoreUnavailable):
+            store.load("ns")
+        faults = [r for r in caplog.records if "failed" in r.getMessage()]
+        assert len(faults) == 2 and "49 more fault(s)" in faults[1].getMessage()
+        store.faults.interval = 3600.0
+        for _ in range(5):
+            with pytest.raises(safestate.StoreUnavailable):
+                store.load("ns")
+        server.start()
+        assert store.load("ns").values == {"k": b"1"}  # the store answers again: said once
+        back = [r for r in caplog.records if "answers again" in r.getMessage()]
+        assert len(back) == 1 and "5 more fault(s)" in back[0].getMessage()
+        store.load("ns")
+        assert len([r for r in caplog.records if "answers again" in r.getMessage()]) == 1
+    finally:
+        store.close()
+        server.stop()

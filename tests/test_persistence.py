@@ -382,3 +382,353 @@ def test_deployment_settings_apply_whatever_the_first_call(
                          text=True, timeout=120,
                          env={**os.environ, "SAFESTATE_STORE": url, "SAFESTATE_PERSIST": "note"})
     assert out.stdout.strip().splitlines()[-1] == f"STORE={url}", out.stderr[-2000:]
+
+
+# -- hardening: identity switches, credentials, hostile tokens, settings, unreadable values --
+
+
+def login_app(url: str) -> None:
+    import streamlit as st
+    from pydantic import BaseModel
+
+    import safestate as ss
+
+    def who() -> str:  # the README's in-app login: works the identity out when called
+        import streamlit
+
+        return str(streamlit.session_state.get("login_user") or "anonymous")
+
+    class Notes(BaseModel):
+        draft: str = "(empty)"
+
+    ss.configure(store=url, identity=who, persist=["notes", "draft"])
+    notes = ss.typed(Notes)
+    if st.session_state.get("write"):
+        ss.safe_set("notes", st.session_state["write"])
+        notes.draft = "draft of " + st.session_state["write"]
+        st.session_state["write"] = None
+    st.session_state["seen"] = (ss.safe_get("notes"), ss.safe_exists("notes"), notes.draft,
+                                ss.safe_get("draft"))
+
+
+def test_an_identity_switch_in_a_session_never_shows_the_last_identitys_values(
+    store_url: str,
+) -> None:
+    at = session(login_app, url=store_url)
+    at.session_state["login_user"] = "alice"
+    at.session_state["write"] = "alice-secret"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["seen"] == ("alice-secret", True, "draft of alice-secret",
+                                        "draft of alice-secret")
+
+    at.session_state["login_user"] = "bob"  # same session, another identity
+    at.run()
+    assert not at.exception, at.exception
+    # Nothing of Alice's: her keys are gone and the typed default is back.
+    assert at.session_state["seen"] == (None, False, "(empty)", "(empty)")
+
+    at.session_state["write"] = "bob-note"
+    at.run()
+    at.session_state["login_user"] = "alice"  # and back: her own values, none of Bob's
+    at.run()
+    assert at.session_state["seen"] == ("alice-secret", True, "draft of alice-secret",
+                                        "draft of alice-secret")
+
+
+def test_a_switch_to_an_identity_whose_load_fails_shows_nothing_of_the_last(
+    tmp_path: pathlib.Path,
+) -> None:
+    server = RedisServer(tmp_path)  # our own: this test stops it
+    try:
+        at = session(login_app, url=server.url + "?socket_timeout=2")
+        at.session_state["login_user"] = "alice"
+        at.session_state["write"] = "alice-secret"
+        at.run()
+        assert at.session_state["seen"][0] == "alice-secret"
+        server.stop()
+        at.session_state["login_user"] = "bob"
+        at.run()  # bob's load fails: alice's values must not stand in for his
+        assert "is unavailable" in at.exception[0].message  # his persisted read raises
+        assert "notes" not in at.session_state
+        assert at.session_state["draft"] == "(empty)"
+    finally:
+        server.stop()
+        safestate.configure(store="memory://", identity="session", persist=())
+
+
+SECRET_URLS = [
+    ("redis://127.0.0.1:{port}/0?password=Hunter2Secret", ["Hunter2Secret"]),
+    ("redis://:p@ss@127.0.0.1:{port}/0", ["p@ss", "ss@127"]),
+    ("redis://admin:Hunter2Secret@127.0.0.1:{port}/0?prefix=app&password=T0kenValue", [
+        "Hunter2Secret", "T0kenValue", "admin:"]),
+]
+
+
+@pytest.mark.parametrize(("template", "secrets"), SECRET_URLS)
+def test_store_credentials_never_reach_the_panel_logs_or_reprs(
+    template: str, secrets: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    url = template.format(port=free_port())  # nothing listens there
+
+    def app(url: str) -> None:
+        import safestate as ss
+
+        ss.configure(store=url, identity=lambda: "someone", persist=["saved"])
+        with ss.guard():
+            ss.safe_get("saved")
+
+    try:
+        with caplog.at_level("DEBUG", logger="safestate"):
+            at = session(app, url=url).run()
+        assert not at.exception, at.exception
+        shown = " ".join(e.value for e in at.error)
+        assert "Saved data is out of reach" in shown and "***" in shown
+        settings = safestate.configure(store=url, identity="session")
+        texts = {"panel": shown, "logs": caplog.text, "repr": repr(settings),
+                 "error": str(safestate.errors.StoreUnavailable(url, url, "it"))}
+        assert "***" in texts["repr"]
+        for where, text in texts.items():
+            for secret in secrets:
+                assert secret not in text, (where, secret, text)
+    finally:
+        safestate.configure(store="memory://", identity="session", persist=())
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["é" * 30 + "." + "a" * 22, "ü" * 200, "a" * 22 + ".\x00" + "a" * 21, "A" * 100_000,
+     "\x00", "%00", "a" * 22 + "." + "b" * 22 + "\u202e"],
+)
+def test_a_hostile_browser_token_gets_a_fresh_identity_and_the_page_works(
+    hostile: str, tmp_path: pathlib.Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    try:
+        owner = session(browser_app, url=url, secret=SECRET, value="owner's note").run()
+        assert not owner.exception, owner.exception
+        for _ in range(2):  # on every run, not only the first
+            visitor = session(browser_app, url=url, secret=SECRET, value=None)
+            visitor.query_params["ss"] = hostile
+            visitor.run()
+            assert not visitor.exception, visitor.exception
+            assert visitor.session_state["note_seen"] is None
+            fresh = _param(visitor, "ss")
+            assert fresh != hostile and safestate.identity.verify(fresh, SECRET.encode())
+    finally:
+        safestate.configure(store="memory://", identity="session", persist=())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"stroe": "sqlite:///x.db"}, ["'stroe'", "did you mean 'store'"]),
+        ({"persists": ["a"]}, ["'persists'", "'persist'"]),
+        ({"ttl": True}, ["ttl", "number of seconds"]),
+        ({"ttl": float("nan")}, ["positive"]),
+        ({"persist": 5}, ["persist", "list of str", "int"]),
+        ({"persist": [""]}, ["persist"]),
+        ({"query_param": 5}, ["query_param", "letters"]),
+        ({"query_param": "a&b"}, ["query_param"]),
+        ({"secret": 12345678901234567}, ["secret", "str or bytes"]),
+        ({"store": 5}, ["store must be a URL"]),
+        ({"identity": "x" * 10_000}, ["identity must be"]),
+    ],
+)
+def test_bad_settings_raise_the_named_error_and_change_nothing(
+    kwargs: dict[str, Any], words: list[str]
+) -> None:
+    before = safestate.configure(store="memory://", identity="session", persist=())
+    with pytest.raises(safestate.errors.InvalidSettingError) as info:
+        safestate.configure(**kwargs)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, ValueError)
+    for word in words:
+        assert word in str(info.value)
+    assert len(str(info.value)) < 400  # what it quotes is bounded
+    assert safestate.configuration.settings == before
+
+
+@pytest.mark.parametrize("url", ["redis://h:notaport/0", "redis://h:99999999/0",
+                                 "redis://h:6379/0?socket_timeout=soon",
+                                 "redis://h:6379/0?no_such_option=1"])
+def test_a_malformed_redis_url_is_a_store_url_error(url: str) -> None:
+    with pytest.raises(StoreURLError) as info:
+        safestate.configure(store=url)
+    assert "redis://host:6379/0" in str(info.value)
+
+
+def test_an_unknown_deployment_setting_is_warned_about(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from safestate import config
+
+    monkeypatch.setattr(config, "_deployment", None)  # read the environment afresh
+    monkeypatch.setenv("SAFESTATE_STROE", "sqlite:///typo.db")
+    with caplog.at_level("WARNING", logger="safestate"), pytest.warns(UserWarning) as warned:
+        assert config._from_deployment("store") is None
+    message = str(warned[0].message)
+    assert "'SAFESTATE_STROE'" in message and "store" in message and "persist" in message
+    assert "sqlite:///typo.db" not in message and "SAFESTATE_STROE" in caplog.text
+    monkeypatch.setattr(config, "_deployment", None)
+
+
+def test_a_reconfigure_forgets_the_old_stores_failure(tmp_path: pathlib.Path) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    good = f"sqlite:///{tmp_path / 'good.db'}"
+
+    def app(dead: str, good: str) -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.configure(store=dead, identity=lambda: "mover", persist=["saved"])
+        try:
+            ss.safe_get("saved")
+        except ss.StoreUnavailable:
+            st.session_state["first"] = "unavailable"
+        ss.configure(store=good, identity=lambda: "mover", persist=["saved"])
+        ss.safe_set("saved", "here")  # at once, not 5 s later
+        st.session_state["then"] = ss.safe_get("saved")
+
+    try:
+        at = session(app, dead=dead, good=good).run()
+        assert not at.exception, at.exception
+        assert (at.session_state["first"], at.session_state["then"]) == ("unavailable", "here")
+    finally:
+        safestate.configure(store="memory://", identity="session", persist=())
+
+
+@pytest.mark.parametrize("store_url", ["sqlite", "redis"], indirect=True)  # memory:// never
+def test_unreadable_stored_values_raise_a_named_error_on_every_path(store_url: str) -> None:
+    from safestate import identity
+
+    namespace = identity.namespace_for("custom:unlucky")
+    raw = open_store(store_url)
+    raw.commit(namespace, {"bad": b"\xff\xfe not json"})
+    raw.commit("shared", {"sbad": b"\xff\xfe not json"})
+
+    def app(url: str) -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.configure(store=url, identity=lambda: "unlucky", persist=["bad"])
+
+        def in_transaction() -> None:
+            with ss.shared.transaction() as tx:
+                tx["sbad"]
+
+        seen = []
+        for name, call in [
+            ("mutate", lambda: ss.mutate("bad", lambda v: v)),
+            ("increment", lambda: ss.increment("bad")),
+            ("shared.safe_get", lambda: ss.shared.safe_get("sbad")),
+            ("shared.increment", lambda: ss.shared.increment("sbad")),
+            ("shared.transaction", in_transaction),
+        ]:
+            try:
+                call()
+                seen.append((name, "no error"))
+            except ss.errors.UnreadableValueError as exc:
+                seen.append((name, exc.key))
+        st.session_state["seen"] = seen
+        st.session_state["keys"] = ss.shared.keys()
+        st.markdown("BEFORE")
+        with ss.guard():
+            ss.shared.safe_get("sbad")
+        st.markdown("AFTER")
+
+    try:
+        at = session(app, url=store_url).run()
+        assert not at.exception, at.exception
+        assert at.session_state["seen"] == [
+            ("mutate", "bad"), ("increment", "bad"), ("shared.safe_get", "sbad"),
+            ("shared.increment", "sbad"), ("shared.transaction", "sbad")]
+        assert "sbad" in at.session_state["keys"]
+        assert "can't be read" in at.error[0].value and "\\xff" not in at.error[0].value
+        assert [m.value for m in at.markdown] == ["BEFORE"]
+        assert safestate.shared.safe_delete("sbad") is True  # it can be cleared
+    finally:
+        raw.drop("shared")
+        raw.close()
+
+
+def test_identity_user_with_nobody_logged_in_says_so_once(
+    caplog: pytest.LogCaptureFixture, tmp_path: pathlib.Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+
+    def app(url: str) -> None:
+        import safestate as ss
+
+        ss.configure(store=url, identity="user", persist=["cart"])
+        ss.increment("cart")
+
+    try:
+        with caplog.at_level("WARNING", logger="safestate"):
+            at = session(app, url=url)
+            at.user = {"is_logged_in": False}  # AppTest's default user has an email
+            at.run()
+            assert not at.exception, at.exception
+            assert "nobody is logged in" in at.toast[0].value  # showErrorDetails is "full"
+            at.run()
+            assert not at.toast
+        notes = [r for r in caplog.records if "nobody is logged in" in r.getMessage()]
+        assert len(notes) == 1 and "st.login()" in notes[0].getMessage()
+    finally:
+        safestate.configure(store="memory://", identity="session", persist=())
+
+
+def test_a_redis_commit_that_timed_out_is_reported_in_doubt_and_the_cache_follows_the_store(
+    tmp_path: pathlib.Path,
+) -> None:
+    import signal
+
+    server = RedisServer(tmp_path)  # our own: this test pauses it
+    url = server.url + "?socket_timeout=0.5"
+
+    def app(url: str) -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.configure(store=url, identity=lambda: "paused", persist=["n"])
+        step = st.session_state.get("step")
+        if step == "write":
+            try:
+                ss.safe_set("n", 2)
+                st.session_state["outcome"] = "saved"
+            except ss.StoreUnavailable as exc:
+                st.session_state["outcome"] = (type(exc).__name__, str(exc))
+            return  # the store is paused: a read now would fail too
+        if step is None:
+            ss.safe_set("n", 1)
+        st.session_state["seen"] = ss.safe_get("n")
+
+    try:
+        at = session(app, url=url).run()
+        assert at.session_state["seen"] == 1
+        assert server.proc is not None
+        os.kill(server.proc.pid, signal.SIGSTOP)  # the server hangs mid-conversation
+        try:
+            at.session_state["step"] = "write"
+            at.run()
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)  # it reads the write it was sent
+        kind, message = at.session_state["outcome"]
+        assert kind == "WriteInDoubt" and "may or may not have been saved" in message
+        assert "'n'" in message
+
+        raw = open_store(server.url)
+        namespace = safestate.identity.namespace_for("custom:paused")
+        deadline = time.monotonic() + 10
+        while raw.get(namespace, "n") != b"2" and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling interval of a bounded wait: the resumed server applies it
+        assert raw.get(namespace, "n") == b"2"  # it was saved after all
+        at.session_state["step"] = "read"
+        at.run()
+        assert at.session_state["seen"] == 2  # the cache follows the store, not the undo
+        raw.close()
+    finally:
+        server.stop()
+        safestate.configure(store="memory://", identity="session", persist=())

@@ -306,3 +306,13 @@ def test_a_deleted_declared_key_reads_as_its_default_again() -> None:
         st.session_state["r"] = pager.s12_page
 
     assert run(app).session_state["r"] == 1
+
+
+@pytest.mark.parametrize("bad", [None, 5, "AppState", [1, 2]])
+def test_typed_of_something_that_is_not_a_class_is_a_named_error(bad: object) -> None:
+    import safestate
+
+    with pytest.raises(safestate.errors.InvalidArgumentError) as info:
+        safestate.typed(bad)  # type: ignore[arg-type]
+    assert isinstance(info.value, TypeError)
+    assert "typed() takes a class" in str(info.value) and type(bad).__name__ in str(info.value)

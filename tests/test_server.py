@@ -7,6 +7,7 @@ here with several real websocket sessions at once.
 from __future__ import annotations
 
 import json
+import pathlib
 import threading
 import time
 
@@ -106,3 +107,20 @@ def test_worker_writes_survive_reruns_that_compact_state(worker_server: Server) 
         assert reruns > 3  # the worker really wrote across several runs
         assert run.value("TICKS") == "3000"
         assert run.value("SLOTS") == "50"
+
+
+def test_a_run_superseded_while_waiting_for_the_lock_ends_and_applies_nothing(
+    supersede_server: Server, tmp_path: pathlib.Path
+) -> None:
+    """runner.fastReruns (the default): a newer click stops the older run. One that waits for
+    the session lock must end too, not queue and then apply a write the user moved past."""
+    release = tmp_path / "release"
+    with StreamlitSession(supersede_server.port) as tab:
+        assert tab.run(f"op=hold&release={release}").value("HOLDING") == "True"
+        tab.request("op=write&n=1")
+        tab.wait_for_markdown("WAITING=1")  # run 1 is at the lock, which the worker holds
+        tab.request("op=write&n=2")  # a newer click: Streamlit stops run 1
+        tab.wait_for_markdown("WAITING=2")
+        release.touch()  # the worker lets go
+        tab.wait_for_markdown("WROTE=2")
+        assert tab.run("op=show").value("LOG") == "2"  # not "1,2": run 1 applied nothing

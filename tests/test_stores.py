@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import RedisServer
 
+import safestate
 from safestate.errors import StoreURLError, VersionConflict
 from safestate.stores import Store, open_store
 
@@ -153,6 +154,27 @@ def test_two_processes_lose_no_increment(
 def test_bad_urls_are_named(url: str) -> None:
     with pytest.raises(StoreURLError, match=r"memory://, sqlite:///path/to/file\.db"):
         open_store(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:///:memory:", "sqlite:///file::memory:?cache=shared",
+     "sqlite:///file:state?mode=memory&cache=shared"],
+)
+def test_in_memory_sqlite_is_refused_at_configure(
+    url: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # were it opened as a file name, the file would appear here
+    before = safestate.configure(store="memory://", identity="session", persist=())
+    store = safestate.configuration.store
+    with pytest.raises(StoreURLError) as info:
+        safestate.configure(store=url, persist=["a"])
+    message = str(info.value)
+    assert ("an in-memory SQLite database is per connection, so the pooled connections would "
+            "not share it; use memory:// for state kept in this process") in message
+    assert safestate.configuration.settings == before
+    assert safestate.configuration.store is store
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_redis_prefixes_keep_apps_apart(redis_server: RedisServer) -> None:

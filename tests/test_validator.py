@@ -484,3 +484,237 @@ def test_page_calls_outside_a_script_run_say_so(call: str) -> None:
     assert len(errors) == 1 and isinstance(errors[0], safestate.NoSessionError)
     name = call.split("(")[0]
     assert f"{name}() draws on or checks the page of a script run" in str(errors[0])
+
+
+# -- hardening: dependency cycles, bounded messages --
+
+
+def cycle_app(names: list[str], scopes: list[str]) -> None:
+    """Each name's factory needs the next one, the last needs the first: a cycle, until the
+    shared flag ``<first>_fixed`` makes the last one build on its own."""
+    import streamlit as st
+
+    import safestate as ss
+
+    def factory(i: int):  # type: ignore[no-untyped-def]
+        def build() -> object:
+            if i == len(names) - 1 and ss.shared.safe_get(f"{names[0]}_fixed", False):
+                return names[i]
+            return (names[i], ss.get_dependency(names[(i + 1) % len(names)]))
+
+        return build
+
+    for i, (name, scope) in enumerate(zip(names, scopes, strict=True)):
+        ss.register_dependency(name, factory(i), scope=scope)
+    try:
+        st.session_state["value"] = ss.get_dependency(names[0])
+        st.session_state.pop("error", None)
+    except ss.DependencyNotReady as exc:
+        st.session_state["error"] = (exc.name, exc.reason, str(exc))
+        report = ss.validate_session_dependencies(build=False)
+        st.session_state["recorded"] = [report[n].error for n in names]
+
+
+CYCLES = {
+    "self_session": ["session"],
+    "self_app": ["app"],
+    "session": ["session", "session"],
+    "app": ["app", "app"],
+    "app_session": ["app", "session"],
+    "session_app": ["session", "app"],
+    "app_session_app": ["app", "session", "app"],
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("case", list(CYCLES))
+def test_a_dependency_cycle_is_named_and_leaves_nothing_locked(case: str) -> None:
+    scopes = CYCLES[case]
+    names = [f"cyc{i}_{case}_t18" for i in range(len(scopes))]
+    cycle = " -> ".join(repr(n) for n in [*names, names[0]])
+    at = AppTest.from_function(cycle_app, kwargs={"names": names, "scopes": scopes},
+                               default_timeout=20).run()
+    assert not at.exception, [e.message for e in at.exception]
+    name, reason, message = at.session_state["error"]
+    assert (name, reason) == (names[0], f"depends on itself: {cycle}")
+    assert message.endswith(f"is not ready: depends on itself: {cycle}")
+    assert all(e is not None and "depends on itself" in e for e in at.session_state["recorded"])
+
+    # Every lock was released: fixed factories build in this session and in another one.
+    safestate.shared.safe_set(f"{names[0]}_fixed", True)
+    expected: object = names[-1]
+    for n in reversed(names[:-1]):
+        expected = (n, expected)
+    at.run()
+    assert not at.exception and "error" not in at.session_state
+    assert at.session_state["value"] == expected
+    other = AppTest.from_function(cycle_app, kwargs={"names": names, "scopes": scopes},
+                                  default_timeout=20).run()
+    assert not other.exception and other.session_state["value"] == expected
+
+
+@pytest.mark.timeout(120)
+def test_two_threads_building_an_app_cycle_from_both_ends_both_end() -> None:
+    import threading
+
+    a, b = "pair_a_t19", "pair_b_t19"
+    a_started, b_started, fixed = threading.Event(), threading.Event(), threading.Event()
+
+    def build_a() -> object:
+        a_started.set()
+        b_started.wait(10)  # both builds are under way before either needs the other
+        return ("a", safestate.get_dependency(b))
+
+    def build_b() -> object:
+        b_started.set()
+        a_started.wait(10)
+        return "b" if fixed.is_set() else ("b", safestate.get_dependency(a))
+
+    safestate.register_dependency(a, build_a, scope="app")
+    safestate.register_dependency(b, build_b, scope="app")
+    results: dict[str, object] = {}
+
+    def call(name: str) -> None:
+        try:
+            results[name] = safestate.get_dependency(name)
+        except safestate.DependencyNotReady as exc:
+            results[name] = exc
+
+    threads = [threading.Thread(target=call, args=(n,), daemon=True) for n in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads), "the two builders deadlocked"
+    errors = [r for r in results.values() if isinstance(r, safestate.DependencyNotReady)]
+    assert errors and len(results) == 2, results
+    for error in errors:
+        assert error.reason.startswith("depends on itself: "), error.reason
+        assert repr(a) in error.reason and repr(b) in error.reason
+
+    # No lock of the registry is left held: a third call builds with fixed factories.
+    fixed.set()
+    third = threading.Thread(target=call, args=(a,), daemon=True)
+    third.start()
+    third.join(30)
+    assert not third.is_alive(), "a lock was left held"
+    assert results[a] == ("a", "b")
+
+
+@pytest.mark.timeout(120)
+def test_a_factory_needing_another_dependency_still_builds_across_threads() -> None:
+    import threading
+
+    outer, inner = "outer_t20", "inner_t20"
+    outer_started, inner_may_finish = threading.Event(), threading.Event()
+
+    def build_outer() -> object:
+        outer_started.set()
+        return ("outer", safestate.get_dependency(inner))  # waits for the other thread
+
+    def build_inner() -> object:
+        inner_may_finish.wait(10)
+        return "inner"
+
+    safestate.register_dependency(outer, build_outer, scope="app")
+    safestate.register_dependency(inner, build_inner, scope="app")
+    results: dict[str, object] = {}
+
+    def call(name: str) -> None:
+        try:
+            results[name] = safestate.get_dependency(name)
+        except Exception as exc:  # recorded for the assertion below
+            results[name] = exc
+
+    inner_thread = threading.Thread(target=call, args=(inner,), daemon=True)
+    inner_thread.start()
+    outer_thread = threading.Thread(target=call, args=(outer,), daemon=True)
+    outer_thread.start()
+    assert outer_started.wait(10)
+    inner_may_finish.set()
+    for t in (inner_thread, outer_thread):
+        t.join(30)
+    assert results == {inner: "inner", outer: ("outer", "inner")}
+
+
+def test_the_demos_use_case_needing_its_container_still_builds() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.register_dependency("contenedor", lambda: {"container": True})
+        ss.register_dependency("caso_uso_maestro",
+                               lambda: ("use-case", ss.get_contenedor()))
+        ss.register_dependency("pool_t21", lambda: ("pool", ss.get_caso_uso_maestro()),
+                               scope="app")
+        st.session_state["r"] = (ss.get_caso_uso_maestro(), ss.get_dependency("pool_t21"))
+
+    at = run(app)
+    assert not at.exception, [e.message for e in at.exception]
+    use_case = ("use-case", {"container": True})
+    assert at.session_state["r"] == (use_case, ("pool", use_case))
+
+
+def test_unknown_dependency_message_is_bounded() -> None:
+    from safestate.dependencies import DependencyRegistry
+
+    registry = DependencyRegistry(safestate.session_manager)
+    registry.register("x" * 1_000_000, dict)
+    for i in range(10_000):
+        registry.register(f"dep_{i}", dict)
+    with pytest.raises(UnknownDependencyError) as info:
+        registry.get("y" * 1_000_000)
+    message = str(info.value)
+    assert len(message) < 1_000, len(message)
+    assert "'yyyy" in message and "'xxxx" in message
+    assert "'dep_0'" in message and "'dep_8'" in message and "'dep_9999'" not in message
+    assert "and 9991 more" in message
+    assert "register_dependency(" in message
+
+
+def test_a_failing_factorys_credentials_are_masked() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        def connect() -> None:
+            raise ConnectionError("redis://:p@ss@host/0?password=hunter2")
+
+        ss.register_dependency("cache_t22", connect)
+        try:
+            ss.get_dependency("cache_t22")
+        except ss.DependencyNotReady as exc:
+            st.session_state["message"] = str(exc)
+        report = ss.validate_session_dependencies(build=False)
+        st.session_state["recorded"] = report["cache_t22"].error
+
+    at = run(app)
+    assert not at.exception, [e.message for e in at.exception]
+    message, recorded = at.session_state["message"], at.session_state["recorded"]
+    for text in (message, recorded):
+        assert "ConnectionError" in text and "host/0" in text
+        for secret in ("p@ss", "ss@host", "hunter2"):
+            assert secret not in text, text
+
+
+@pytest.mark.parametrize("bad", [5, None, 3.5, b"cart", object()])
+def test_ensure_session_initialized_of_neither_names_nor_a_mapping_is_a_named_error(
+    bad: object,
+) -> None:
+    def app(bad: object) -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        try:
+            ss.ensure_session_initialized(bad)  # type: ignore[arg-type]
+        except ss.errors.InvalidArgumentError as exc:
+            st.session_state["r"] = (isinstance(exc, TypeError), str(exc))
+
+    at = AppTest.from_function(app, kwargs={"bad": bad}, default_timeout=60).run()
+    assert not at.exception, [e.message for e in at.exception]
+    is_type_error, message = at.session_state["r"]
+    assert is_type_error and type(bad).__name__ in message
+    assert "key names" in message and "mapping" in message

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import math
 import os
 import pathlib
+import secrets
 import time
+from typing import Literal
 
 import streamlit as st
 from pydantic import BaseModel
@@ -96,12 +101,66 @@ def _connect_recommendations() -> list[str]:
 
 
 def admin_password() -> str | None:
-    """The monitor password: secrets["safestate_admin_password"] or $SAFESTATE_ADMIN_PASSWORD."""
+    """The monitor password: secrets["safestate_admin_password"] or $DEMO_ADMIN_PASSWORD."""
     try:
         secret = st.secrets.get("safestate_admin_password")
     except Exception:  # no secrets.toml at all
         secret = None
-    return str(secret) if secret else os.environ.get("SAFESTATE_ADMIN_PASSWORD") or None
+    return str(secret) if secret else os.environ.get("DEMO_ADMIN_PASSWORD") or None
+
+
+#: Wrong admin passwords a session may try in a row before it has to wait.
+FREE_TRIES = 2
+#: The longest wait between two tries, in seconds.
+BACKOFF_CAP = 60.0
+#: The first wait when $DEMO_ADMIN_BACKOFF_SECONDS is unset or not a number of seconds.
+BACKOFF_DEFAULT = 1.0
+ATTEMPTS_KEY = "admin_attempts"
+# Fingerprints tell "the same input again" (every rerun resubmits the box) from a new
+# try without keeping what was typed; the key lives and dies with the process.
+_PEPPER = secrets.token_bytes(32)
+
+
+def admin_backoff_seconds() -> float:
+    """The first wait after too many wrong admin passwords: $DEMO_ADMIN_BACKOFF_SECONDS, or 1 s."""
+    try:
+        seconds = float(os.environ.get("DEMO_ADMIN_BACKOFF_SECONDS", BACKOFF_DEFAULT))
+    except ValueError:
+        return BACKOFF_DEFAULT
+    return seconds if math.isfinite(seconds) and seconds >= 0 else BACKOFF_DEFAULT
+
+
+def backoff_delay(failures: int, base: float) -> float:
+    """Seconds to wait after ``failures`` wrong tries in a row: none, then doubling to a cap."""
+    if failures <= FREE_TRIES:
+        return 0.0
+    return min(BACKOFF_CAP, base * 2.0 ** min(failures - FREE_TRIES - 1, 32))
+
+
+def admin_attempt(given: str, expected: str) -> tuple[Literal["ok", "wrong", "wait"], float]:
+    """Judge a submitted admin password; return the verdict and the seconds left to wait.
+
+    "wait": a back-off is running, so the input is not checked (nor counted), right or
+    wrong. An input already judged keeps its verdict: reruns are not new tries. The
+    record is read and written in one transaction, so parallel reruns lose no failure.
+    """
+    mark = hmac.new(_PEPPER, hashlib.sha256(expected.encode()).digest() + given.encode(),
+                    hashlib.sha256).hexdigest()
+    now = time.monotonic()
+    with safestate.transaction() as tx:
+        record = tx.get(ATTEMPTS_KEY) or {"failures": 0, "retry_at": 0.0, "checked": "",
+                                          "ok": False}
+        wait = max(0.0, record["retry_at"] - now)
+        if hmac.compare_digest(record["checked"], mark):
+            return ("ok" if record["ok"] else "wrong"), wait
+        if wait > 0:
+            return "wait", wait
+        ok = hmac.compare_digest(given.encode(), expected.encode())  # constant time
+        failures = 0 if ok else record["failures"] + 1
+        delay = backoff_delay(failures, admin_backoff_seconds())
+        tx.set(ATTEMPTS_KEY, {"failures": failures, "retry_at": now + delay, "checked": mark,
+                              "ok": ok})
+    return ("ok" if ok else "wrong"), delay
 
 
 def state() -> DemoState:

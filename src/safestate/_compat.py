@@ -50,6 +50,35 @@ def current_run() -> tuple[str, SessionState] | None:
     return ctx.session_id, ctx.session_state._state
 
 
+def current_run_yielding() -> tuple[str, SessionState] | None:
+    """``current_run()``, after letting Streamlit end the run if it was superseded.
+
+    One context lookup for both (the write path's cost): see ``yield_point``.
+    """
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None:
+        return None
+    wrapper = ctx.session_state
+    wrapper._yield_callback()
+    return ctx.session_id, wrapper._state
+
+
+def yield_point() -> None:
+    """Let Streamlit stop or rerun the calling script run here, as ``st.session_state`` does.
+
+    Every ``st.session_state`` access calls the run's yield callback
+    (``SafeSessionState._yield_callback``, since 1.15: ScriptRunner's
+    ``_maybe_handle_execution_control_request``); it raises StopException or
+    RerunException when the run has been superseded (a newer click with
+    ``runner.fastReruns``, a stop). safestate writes past the wrapper, so it calls the
+    callback itself: a superseded run then ends here instead of applying writes the
+    user has moved past. A no-op outside a script run.
+    """
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is not None:
+        ctx.session_state._yield_callback()
+
+
 def current_run_marker() -> object | None:
     """An object that stands for the current script run (its ScriptRunContext), or None."""
     return get_script_run_ctx(suppress_warning=True)
@@ -178,8 +207,24 @@ def snapshot(state: Any) -> dict[str, Any]:
 
 
 def user_keys(state: Any) -> list[str]:
-    """The user-visible keys of a session's state."""
+    """The user-visible keys of a session's state (or of a view that lists its own)."""
+    own = getattr(state, "user_keys", None)
+    if own is not None:
+        return list(own())
     return list(snapshot(state))
+
+
+def show_developer_notes() -> bool:
+    """Whether the page may carry notes meant for the app's developer.
+
+    True in development mode, or while ``client.showErrorDetails`` shows full errors
+    (its default): the setting a deployment turns down to hide details from visitors.
+    """
+    import streamlit as st
+
+    if st.get_option("global.developmentMode"):
+        return True
+    return st.get_option("client.showErrorDetails") in ("full", True, "true", "True")
 
 
 def verify() -> None:
@@ -210,6 +255,7 @@ def verify() -> None:
     wrapper = SafeSessionState(SessionState(), lambda: None)
     need(isinstance(getattr(wrapper, "_state", None), SessionState), "SafeSessionState._state")
     need(type(getattr(wrapper, "_lock", None)) is type(threading.RLock()), "SafeSessionState._lock")
+    need(callable(getattr(wrapper, "_yield_callback", None)), "SafeSessionState._yield_callback")
     used = ("__getitem__", "__setitem__", "__delitem__", "filtered_state", "reset_state_value")
     for name in used:
         need(hasattr(SessionState, name), f"SessionState.{name}")

@@ -21,6 +21,8 @@ from . import _events
 from .errors import LockTimeoutError
 
 _get_ident = threading.get_ident
+#: Seconds between two checks, while a script run waits for a lock, that it is still wanted.
+INTERRUPT_POLL = 0.02
 
 
 def check_timeout(timeout: float | None) -> None:
@@ -71,11 +73,16 @@ class ScopeLock:
         self.state: object = None
         self.extra: dict[str, object] | None = None
 
-    def acquire(self, timeout: float | None = None, asked: float | None = None) -> int:
+    def acquire(
+        self, timeout: float | None = None, asked: float | None = None,
+        interrupt: Callable[[], None] | None = None,
+    ) -> int:
         """Take the lock (again, if this thread holds it); return the ns waited.
 
         ``asked`` is the timeout the caller asked for, when ``timeout`` is what is left
-        of it. Raises LockTimeoutError.
+        of it. ``interrupt`` is called every ``INTERRUPT_POLL`` seconds of waiting and
+        once more after a wait; whatever it raises abandons the wait (the lock is not
+        held then). Raises LockTimeoutError.
         """
         me = _get_ident()
         if self.owner == me:
@@ -84,7 +91,9 @@ class ScopeLock:
         waited = 0
         if not self._lock.acquire(False):
             start = perf_counter_ns()
-            if not self._lock.acquire(True, -1 if timeout is None else timeout):
+            if interrupt is not None:
+                self._wait_interruptibly(timeout, asked, interrupt)
+            elif not self._lock.acquire(True, -1 if timeout is None else timeout):
                 self._timed_out(timeout if asked is None else asked)
             waited = perf_counter_ns() - start
             # Counted after acquiring: only the holder writes the counters.
@@ -96,6 +105,25 @@ class ScopeLock:
         self.owner = me
         self.depth = 1
         return waited
+
+    def _wait_interruptibly(
+        self, timeout: float | None, asked: float | None, interrupt: Callable[[], None]
+    ) -> None:
+        # A script run that Streamlit has superseded must not queue here for a lock held
+        # across store I/O: each slice of waiting gives Streamlit the chance to end it.
+        deadline = None if timeout is None else monotonic() + timeout
+        while True:
+            left = INTERRUPT_POLL if deadline is None else max(0.0, deadline - monotonic())
+            if self._lock.acquire(True, min(left, INTERRUPT_POLL)):
+                break
+            if deadline is not None and monotonic() >= deadline:
+                self._timed_out(timeout if asked is None else asked)
+            interrupt()
+        try:
+            interrupt()  # superseded while waiting: apply nothing
+        except BaseException:
+            self._lock.release()
+            raise
 
     def _timed_out(self, timeout: float | None) -> NoReturn:
         _events.log.warning("safestate: lock timeout after %.3g s on %s (%s)", timeout or 0.0,
@@ -145,23 +173,25 @@ class LockRegistry:
         return self._entries.get(key)
 
     def acquire(
-        self, key: str, owner_obj: object = None, timeout: float | None = None
+        self, key: str, owner_obj: object = None, timeout: float | None = None,
+        interrupt: Callable[[], None] | None = None,
     ) -> ScopeLock:
         """Take the lock of ``key``, creating its entry if needed. Raises LockTimeoutError.
 
         ``owner_obj`` is the session's state object, kept on the entry for health
         reports (Streamlit's SessionState has __slots__ and no __weakref__, so the
         entry holds it until the entry is freed). ``timeout`` bounds the whole call.
+        ``interrupt`` may abandon a wait (see ScopeLock.acquire).
         """
         entry = self._entries.get(key)
         if entry is not None and timeout is None:  # the hot path: a known session
-            waited = entry.acquire()
+            waited = entry.acquire(None, None, interrupt)
             if not entry.dead:
                 if owner_obj is not None and entry.state is not owner_obj:
                     self._new_state(entry, owner_obj)
                 return entry
             self._drop_dead(entry, waited)
-        return self._acquire_slow(key, owner_obj, timeout)
+        return self._acquire_slow(key, owner_obj, timeout, interrupt)
 
     def _drop_dead(self, entry: ScopeLock, waited: int) -> None:
         if waited:  # the wait went into an entry already totalled: count it here
@@ -178,7 +208,8 @@ class LockRegistry:
         entry.extra = None
 
     def _acquire_slow(
-        self, key: str, owner_obj: object, timeout: float | None
+        self, key: str, owner_obj: object, timeout: float | None,
+        interrupt: Callable[[], None] | None,
     ) -> ScopeLock:
         deadline = None if timeout is None else monotonic() + timeout
         while True:
@@ -186,7 +217,7 @@ class LockRegistry:
             if entry is None:
                 entry = self._create(key)
             left = None if deadline is None else max(0.0, deadline - monotonic())
-            waited = entry.acquire(left, timeout)
+            waited = entry.acquire(left, timeout, interrupt)
             if not entry.dead:
                 if owner_obj is not None and entry.state is not owner_obj:
                     self._new_state(entry, owner_obj)
@@ -223,13 +254,6 @@ class LockRegistry:
         with self._guard:
             return (list(self._entries.values()), self.cleaned, self.removed_ops,
                     self.removed_waits, self.removed_wait_ns)
-
-    def forget_namespaces(self) -> None:
-        """Make every session resolve its identity and load its persisted state anew."""
-        for entry in self.entries():
-            extra = entry.extra
-            if extra is not None:
-                extra.pop("namespace", None)
 
     def keys(self) -> list[str]:
         """A snapshot of the tracked keys."""

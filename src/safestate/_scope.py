@@ -12,12 +12,12 @@ import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ContextDecorator, contextmanager
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
-from ._compat import user_keys
+from ._compat import user_keys, yield_point
 from ._locks import ScopeLock, check_timeout
-from .errors import EmptyKeyError, InvalidKeyError, NotAMappingError
-from .persistence import PersistentView
+from .errors import EmptyKeyError, InvalidKeyError, NotAMappingError, VersionConflict
+from .persistence import MAX_ATTEMPTS, PersistentView, backoff
 from .schema import SchemaRegistry
 from .transaction import Transaction, apply_changes
 
@@ -134,30 +134,47 @@ class Scope:
         """Atomically replace ``key``'s value by ``fn(value)`` and return the new value.
 
         ``fn`` gets ``default`` when the key is not set. If ``fn`` raises, the state
-        is unchanged and the exception propagates. Raises TypeError if ``fn`` is not
-        callable, StateValidationError if the result breaks a declared type, and as
-        safe_get.
+        is unchanged and the exception propagates. For a key kept in a store, ``fn`` may
+        run more than once when another writer commits first (optimistic, retried).
+        Raises TypeError if ``fn`` is not callable, StateValidationError if the result
+        breaks a declared type, and as safe_get.
         """
         check_key(key)
         if not callable(fn):
             raise TypeError(f"mutate({key!r}, fn): fn must be callable, got {type(fn).__name__}")
         schema = self._schema
         check = schema.check if schema is not None and schema.fields else _unchecked
-        lock, state = self._enter("mutate")
-        try:
-            lock.ops += 1
-            if type(state) is PersistentView:  # other processes write too: versioned, retried
-                result: T = state.mutate(key, fn, default, check)
-                return result
+        new: Any = _MISSING
+        read: tuple[str, int] | None = None  # (namespace, version) the store read was at
+        for attempt in range(MAX_ATTEMPTS):
+            lock, state = self._enter("mutate")
             try:
-                current = state[key]
-            except KeyError:
-                current = default
-            new: T = check(key, fn(current))
-            state[key] = new
-            return new
-        finally:
-            lock.release()
+                if attempt == 0:
+                    lock.ops += 1
+                if type(state) is not PersistentView or not state.persisted(key):
+                    try:
+                        current = state[key]
+                    except KeyError:
+                        current = default
+                    new = check(key, fn(current))
+                    state[key] = new
+                    return cast("T", new)
+                if read is not None and read[0] == state.namespace:
+                    # The commit stays under the lock: the session's cache must change in
+                    # the store's order, and a refused key must fail before the store does.
+                    try:
+                        state.apply([(key, new)], expected_version=read[1])
+                        return cast("T", new)
+                    except VersionConflict:
+                        backoff(attempt)  # another writer was first: read again
+            finally:
+                lock.release()
+            # The read and fn run outside the lock (the commit's version check makes that
+            # safe), so the session's other calls do not queue behind a store round trip.
+            current, version = state.read(key, default)
+            read = (state.namespace, version)
+            new = check(key, fn(current))
+        raise VersionConflict(read[0] if read else key, -1, -1)
 
     def increment(self, key: str, by: int | float = 1) -> Any:
         """Atomically add ``by`` to ``key`` (0 when unset); return the new value.
@@ -201,6 +218,9 @@ class Scope:
                 tx = Transaction(state, self._schema)
             try:
                 yield tx
+                # A run Streamlit superseded during the block applies nothing: its user
+                # has moved past these writes (Streamlit would have stopped it at any st.*).
+                yield_point()
             except BaseException:
                 tx.close()
                 raise

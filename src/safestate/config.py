@@ -8,17 +8,21 @@ neither, safestate keeps today's behaviour: memory://, per-session, nothing pers
 
 from __future__ import annotations
 
+import difflib
 import functools
 import math
 import os
+import re
 import threading
 import types
+import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, cast
 
 from . import _events
 from . import identity as _identity
+from .errors import InvalidSettingError, quote, redact
 from .persistence import Persistence, PersistentView
 from .serialization import Format, Serializer
 from .stores.base import Store, open_store
@@ -44,6 +48,15 @@ class Settings:
     serializer: Format = "json"
     query_param: str = "ss"
 
+    def __repr__(self) -> str:
+        # The store URL may carry a password (redis://:pw@host, ?password=): masked. The
+        # secret is never shown.
+        shown = [f"store={redact(self.store)!r}"] + [
+            f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+            if f.name not in ("store", "secret")
+        ]
+        return f"Settings({', '.join(shown)})"
+
     def _key(self) -> tuple[Any, ...]:
         ident: object = self.identity
         if callable(ident):
@@ -57,6 +70,7 @@ class Settings:
 
 
 _deployment: dict[str, Any] | None = None
+_PARAM = re.compile(r"[A-Za-z0-9_.~-]{1,64}")
 
 
 def _from_deployment(name: str) -> Any:
@@ -64,73 +78,140 @@ def _from_deployment(name: str) -> Any:
 
     Read once per process: a script calls configure() on every run, and looking for
     secrets files each time would cost more than the rest of the run's safestate calls.
+    A ``SAFESTATE_*`` variable or secrets entry that names no setting is warned about
+    (a typo would otherwise keep the default in silence).
     """
     global _deployment
     if _deployment is None:
+        known = _NAMES + _DEPLOYMENT_ONLY
         found: dict[str, Any] = {}
+        unknown: list[str] = []
         try:
             import streamlit as st
 
             section = st.secrets.get("safestate")
             if section is not None:
-                found = {n: section[n] for n in _NAMES + _DEPLOYMENT_ONLY if n in section}
+                found = {n: section[n] for n in known if n in section}
+                unknown += [f"[safestate] {k}" for k in section if k not in known]
         except Exception:  # no secrets.toml, or not under Streamlit: env only
             pass
-        for n in _NAMES + _DEPLOYMENT_ONLY:
+        for n in known:
             found.setdefault(n, os.environ.get(f"SAFESTATE_{n.upper()}"))
+        names = {f"SAFESTATE_{n.upper()}" for n in known}
+        unknown += sorted(v for v in os.environ if v.startswith("SAFESTATE_") and v not in names)
+        if unknown:
+            _warn_unknown(unknown, known)
         _deployment = found
     return _deployment.get(name)
 
 
+def _warn_unknown(unknown: list[str], known: tuple[str, ...]) -> None:
+    listed = ", ".join(quote(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+    message = (f"safestate: {listed} names no setting and is ignored. Known settings: "
+               f"{', '.join(known)} (as SAFESTATE_<NAME> or under [safestate] in secrets).")
+    _events.log.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=2)
+
+
+def _closest(name: str) -> str:
+    near = difflib.get_close_matches(name, _NAMES, n=1, cutoff=0.5)
+    return f"; did you mean {near[0]!r}?" if near else f"; the settings are {', '.join(_NAMES)}"
+
+
 def _settings(given: dict[str, Any]) -> Settings:
+    for name in given:
+        if name not in _NAMES:
+            raise InvalidSettingError(f"configure() got an unknown setting {quote(name)}"
+                                      f"{_closest(name)}")
     raw = {n: given[n] if given.get(n) is not None else _from_deployment(n) for n in _NAMES}
     defaults = Settings()
     store = raw["store"] or defaults.store
     if not isinstance(store, str):
-        raise TypeError(f"store must be a URL string, got {type(store).__name__}")
+        raise InvalidSettingError(f"store must be a URL string such as 'sqlite:///state.db', "
+                                  f"got {type(store).__name__}")
     mode = raw["identity"] or defaults.identity
     if callable(mode) and _captures_values(mode):
         # configure() is app-wide: a callable holding one session's values would hand
         # that session's identity to everyone.
-        raise ValueError(
+        raise InvalidSettingError(
             "an identity callable must work the identity out when called (from st.user, "
             "st.context.headers or st.session_state), not carry values captured from one "
             "session: it is shared by every session of the app"
         )
     if not callable(mode) and mode not in ("session", "user", "browser"):
-        raise ValueError(
+        raise InvalidSettingError(
             f"identity must be 'session', 'user', 'browser' or a callable returning a str, "
-            f"got {mode!r}"
+            f"got {quote(mode)}"
         )
-    ttl = raw["ttl"]
-    if ttl is not None:
-        try:
-            ttl = float(ttl)
-        except (TypeError, ValueError):
-            raise TypeError(f"ttl must be a number of seconds, got {ttl!r:.40}") from None
-        if not math.isfinite(ttl) or ttl <= 0:
-            raise ValueError(f"ttl must be a positive number of seconds, got {ttl!r}")
-    persist = raw["persist"] or ()
-    if isinstance(persist, str) and persist != "schema":
-        persist = tuple(p.strip() for p in persist.split(",") if p.strip())
-    if isinstance(persist, Iterable) and not isinstance(persist, str):
-        persist = tuple(persist)
-        for key in persist:
-            if not isinstance(key, str) or not key:
-                raise TypeError(f"persist lists key names (str); got {key!r:.40}")
-    secret = raw["secret"]
+    return Settings(store, mode, _ttl(raw["ttl"]), _persist(raw["persist"]),
+                    _secret(raw["secret"], mode), _serializer(raw["serializer"]),
+                    _query_param(raw["query_param"]))
+
+
+def _ttl(ttl: Any) -> float | None:
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float, str)):
+        raise InvalidSettingError(f"ttl must be a number of seconds (e.g. 7 * 24 * 3600), got "
+                                  f"{quote(ttl)}")
+    try:
+        seconds = float(ttl)
+    except ValueError:
+        raise InvalidSettingError(f"ttl must be a number of seconds, got {quote(ttl)}") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidSettingError(f"ttl must be a positive number of seconds, got {quote(ttl)}")
+    return seconds
+
+
+def _persist(persist: Any) -> tuple[str, ...] | str:
+    if not persist:
+        return ()
+    if isinstance(persist, str):
+        if persist == "schema":
+            return persist
+        return tuple(p.strip() for p in persist.split(",") if p.strip())
+    if not isinstance(persist, Iterable) or isinstance(persist, (bytes, dict)):
+        raise InvalidSettingError(
+            f"persist lists key names: a list of str such as ['cart'], a comma-separated str, "
+            f"or 'schema' (every typed() field); got {type(persist).__name__}"
+        )
+    names = tuple(persist)
+    for key in names:
+        if not isinstance(key, str) or not key:
+            raise InvalidSettingError(f"persist lists key names (non-empty str); got "
+                                      f"{quote(key)}")
+    return names
+
+
+def _secret(secret: Any, mode: Any) -> bytes | None:
     if isinstance(secret, str):
         secret = secret.encode()
-    if mode == "browser" and (not isinstance(secret, bytes) or len(secret) < 16):
-        raise ValueError(
+    if secret is not None and not isinstance(secret, bytes):
+        raise InvalidSettingError(f"secret must be a str or bytes, got {type(secret).__name__}")
+    if mode == "browser" and (secret is None or len(secret) < 16):
+        raise InvalidSettingError(
             "identity='browser' signs its tokens: give a secret of at least 16 bytes, as "
             "configure(secret=...), st.secrets['safestate']['secret'] or $SAFESTATE_SECRET"
         )
-    serializer = raw["serializer"] or defaults.serializer
+    return secret
+
+
+def _serializer(serializer: Any) -> Format:
+    serializer = serializer or "json"
     if serializer not in ("json", "pickle"):
-        raise ValueError(f"serializer must be 'json' or 'pickle' (opt-in), got {serializer!r}")
-    param = raw["query_param"] or defaults.query_param
-    return Settings(store, mode, ttl, persist, secret, serializer, str(param))
+        raise InvalidSettingError(
+            f"serializer must be 'json' or 'pickle' (opt-in), got {quote(serializer)}")
+    return cast("Format", serializer)
+
+
+def _query_param(param: Any) -> str:
+    param = "ss" if param is None or param == "" else param
+    if not isinstance(param, str) or not _PARAM.fullmatch(param):
+        raise InvalidSettingError(
+            "query_param names the URL parameter that carries the browser token: 1 to 64 "
+            f"letters, digits or _.~- (default 'ss'), got {quote(param)}"
+        )
+    return param
 
 
 def _metrics_from_deployment() -> None:
@@ -145,8 +226,8 @@ def _metrics_from_deployment() -> None:
         return
     text = str(raw).strip()
     if isinstance(raw, bool) or not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"metrics_port (SAFESTATE_METRICS_PORT) must be a port number from 1 "
-                         f"to 65535, got {raw!r:.40}")
+        raise InvalidSettingError(f"metrics_port (SAFESTATE_METRICS_PORT) must be a port "
+                                  f"number from 1 to 65535, got {quote(raw)}")
     from .monitoring import enable_metrics, metrics_enabled
 
     if metrics_enabled():
@@ -211,7 +292,6 @@ class Configuration:
             self._shared._view = (
                 PersistentView(persistence, "shared", None) if shared_in_store else None
             )
-            self._manager._registry.forget_namespaces()
             # Last: ensure() reads it without the lock, so the rest must be in place first.
             self.settings = settings
             if old is not None:

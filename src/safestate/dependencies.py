@@ -4,21 +4,26 @@ Each is built once per scope under the right lock: per session (kept in that
 session's ``st.session_state`` under its name) or once for the whole app (kept
 here, behind a lock of its own so one slow build does not stall the others). A
 factory that raises stores nothing, so the next call builds again.
+
+A factory may ask for other dependencies. One that, through others, asks for
+itself (a cycle) gets DependencyNotReady naming the cycle instead of a hang: each
+thread keeps the names it is building, and before waiting for an app-wide
+dependency's lock a thread checks that the builder it waits for is not, in turn,
+waiting for it.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from . import _events
 from ._compat import current_run
 from ._scope import check_key
-from .errors import DependencyNotReady, NoSessionError, UnknownDependencyError
+from .errors import DependencyNotReady, NoSessionError, UnknownDependencyError, quote, redact
 
 if TYPE_CHECKING:
     from ._locks import ScopeLock
@@ -138,13 +143,26 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-_CREDENTIALS = re.compile(r"(\w+://)[^/\s:@]*:[^/\s@]*@")
-
-
 def _reason(exc: BaseException) -> str:
     """A short, shareable reason: the exception's type and message, URL credentials masked."""
-    text = _CREDENTIALS.sub(r"\1***@", str(exc).strip())
+    text = redact(str(exc).strip())
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def _cycle_reason(names: list[str], note: str = "") -> str:
+    return "depends on itself: " + " -> ".join(quote(n) for n in names) + note
+
+
+class _Building(threading.local):
+    """What the calling thread is building: names, outermost first, and a cycle on its way out.
+
+    ``cycle`` is the cycle error being raised and the stack depth of its outermost member:
+    builders at or above that depth pass it on as it is, the ones below wrap it as usual.
+    """
+
+    def __init__(self) -> None:
+        self.stack: list[str] = []
+        self.cycle: tuple[DependencyNotReady, int] | None = None
 
 
 class DependencyRegistry:
@@ -157,6 +175,11 @@ class DependencyRegistry:
         self._app_locks: dict[str, threading.Lock] = {}
         self._app_status: dict[str, DependencyStatus] = {}
         self._guard = threading.Lock()
+        self._building = _Building()
+        # The wait-for graph of app-wide builds, under _guard: which thread holds each
+        # name's lock, and which name's lock each blocked thread waits for.
+        self._builders: dict[str, int] = {}
+        self._waiting: dict[int, str] = {}
 
     # -- registration ---------------------------------------------------------------------
     def register(
@@ -225,9 +248,19 @@ class DependencyRegistry:
         Raises DependencyNotReady (build failed or unhealthy), UnknownDependencyError.
         """
         dep = self.lookup(name)
+        stack = self._building.stack
+        if name in stack:  # asked for by its own factory, directly or through others
+            start = stack.index(name)
+            self._raise_cycle(dep, start, _cycle_reason([*stack[start:], name]))
         if dep.scope == "app":
             return self._get_app(dep, validate)
         return self._get_session(dep, validate)
+
+    def _raise_cycle(self, dep: Dependency, start: int, reason: str) -> NoReturn:
+        """Raise DependencyNotReady for a cycle whose outermost member here is ``dep``."""
+        exc = DependencyNotReady(dep.name, reason, dep.description)
+        self._building.cycle = (exc, start)
+        raise exc
 
     def _get_session(self, dep: Dependency, validate: bool) -> Any:
         # Under the session lock: racing threads of one session build it once.
@@ -249,25 +282,81 @@ class DependencyRegistry:
     def _get_app(self, dep: Dependency, validate: bool) -> Any:
         value = self._app_values.get(dep.name, _MISSING)
         if value is _MISSING:
-            with self._app_locks[dep.name]:
+            self._lock_app(dep)
+            try:
                 value = self._app_values.get(dep.name, _MISSING)
                 if value is _MISSING:
                     value = self._build(dep, None)
                     self._app_values[dep.name] = value
+            finally:
+                with self._guard:
+                    del self._builders[dep.name]
+                self._app_locks[dep.name].release()
         if validate:
             self._check(dep, value, None)
         return value
 
+    def _lock_app(self, dep: Dependency) -> None:
+        """Take ``dep``'s app lock, unless waiting for it would close a cycle of builders.
+
+        Raises DependencyNotReady naming the cycle.
+        """
+        lock, me = self._app_locks[dep.name], threading.get_ident()
+        with self._guard:
+            if lock.acquire(False):
+                self._builders[dep.name] = me
+                return
+            # Follow who holds what we want, and what that thread waits for, back to us.
+            # Checked and recorded under one guard, so of two threads closing a cycle at
+            # once, the second sees the first waiting.
+            chain, owner = [dep.name], self._builders.get(dep.name)
+            while owner is not None and owner != me and len(chain) <= len(self._waiting):
+                wanted = self._waiting.get(owner)
+                if wanted is None:
+                    break
+                chain.append(wanted)
+                owner = self._builders.get(wanted)
+            if owner != me:
+                self._waiting[me] = dep.name
+        if owner == me:
+            # ``chain`` ends with a name this thread is building: the cycle runs from there.
+            stack = self._building.stack
+            mine = chain[-1]
+            start = stack.index(mine) if mine in stack else len(stack)
+            self._raise_cycle(self._deps.get(mine, dep), start,
+                              _cycle_reason([*stack[start:], *chain], " (across threads)"))
+        acquired = False
+        try:
+            acquired = lock.acquire()  # no cycle: whoever holds it finishes and lets go
+        finally:
+            with self._guard:
+                del self._waiting[me]
+                if acquired:
+                    self._builders[dep.name] = me
+
     def _build(self, dep: Dependency, state: Any) -> Any:
+        building = self._building
+        depth = len(building.stack)
+        building.stack.append(dep.name)
         try:
             return dep.factory()
         except Exception as exc:
+            cycle = building.cycle
+            if cycle is not None and cycle[0] is exc and depth >= cycle[1]:
+                # A member of the cycle: the error names the cycle, wrapping would bury it.
+                self._record(dep, state, present=False, healthy=False, error=cycle[0].reason,
+                             logged="depends on itself")
+                raise
             reason = _reason(exc)
             # The exception's type only in logs: its message may quote the app's data.
             self._record(dep, state, present=False, healthy=False, error=reason,
                          logged=f"could not be built: {type(exc).__name__}")
             raise DependencyNotReady(dep.name, f"could not be built ({reason})",
                                      dep.description) from exc
+        finally:
+            building.stack.pop()
+            if building.cycle is not None and depth <= building.cycle[1]:
+                building.cycle = None  # out of the cycle's outermost member: done with it
 
     def _check(self, dep: Dependency, value: Any, state: Any) -> None:
         error = None
@@ -299,10 +388,10 @@ class DependencyRegistry:
             checks[dep.name] = status
         # Logged when health changes, not on every rerun that finds it still down.
         if not healthy and (before is None or before.healthy):
-            _events.log.warning("safestate: dependency %r %s (%s)", dep.name, logged,
+            _events.log.warning("safestate: dependency %s %s (%s)", quote(dep.name), logged,
                                 _events.current_label())
         elif healthy and before is not None and not before.healthy:
-            _events.log.info("safestate: dependency %r is ready again (%s)", dep.name,
+            _events.log.info("safestate: dependency %s is ready again (%s)", quote(dep.name),
                              _events.current_label())
 
     def _session_checks(

@@ -12,6 +12,32 @@ import re
 
 from . import _events
 
+#: Longest quote of user-supplied text (a name, a value's repr) that a message carries.
+QUOTE_LIMIT = 60
+
+# userinfo: everything between "scheme://" and the last "@" before the host ends, so a
+# password that itself holds "@" (redis://:p@ss@host) is masked whole.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][\w+.-]*://)[^/?#\s]*@")
+# A query parameter whose name suggests a secret (password=, auth_token=, api_key=, ...).
+_SECRET_PARAM = re.compile(
+    r"(?P<name>[?&;][^=&#\s]*(?:pass|token|secret|key|auth)[^=&#\s]*=)[^&#\s]*", re.IGNORECASE
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL's credentials masked: userinfo and secret-named query parameters.
+
+    The one redaction every message, log record and repr that can carry a URL goes through.
+    """
+    text = _USERINFO.sub(r"\g<scheme>***@", text)
+    return _SECRET_PARAM.sub(r"\g<name>***", text)
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages that name what they got."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class SafestateError(Exception):
     """Base class of every error raised by safestate."""
@@ -149,11 +175,17 @@ class MissingStateError(SafestateError, LookupError):
 class UnknownDependencyError(SafestateError, LookupError):
     """A dependency name that was never registered."""
 
+    #: How many registered names the message lists before "and N more".
+    LISTED = 10
+
     def __init__(self, name: str, known: list[str]) -> None:
-        listed = ", ".join(repr(k) for k in known) or "none yet"
+        # Quoted and cut: names can be long and many, and messages end up in logs.
+        listed = ", ".join(quote(k) for k in known[: self.LISTED]) or "none yet"
+        if len(known) > self.LISTED:
+            listed += f" and {len(known) - self.LISTED} more"
         super().__init__(
-            f"no dependency named {name!r} is registered (registered: {listed}). Register it "
-            f"with safestate.register_dependency({name!r}, factory) before using it."
+            f"no dependency named {quote(name)} is registered (registered: {listed}). Register "
+            f"it with safestate.register_dependency({quote(name)}, factory) before using it."
         )
         self.name = name
 
@@ -162,26 +194,62 @@ class DependencyNotReady(SafestateError, RuntimeError):
     """A dependency could not be built, or failed its health check."""
 
     def __init__(self, name: str, reason: str, description: str | None = None) -> None:
-        what = f"{description} ({name!r})" if description else repr(name)
+        what = f"{description} ({quote(name)})" if description else quote(name)
         super().__init__(f"{what} is not ready: {reason}")
         self.name = name
         self.reason = reason
         self.description = description
 
 
-def redact_url(url: str) -> str:
-    """``url`` without its password: messages reach pages and logs."""
-    return re.sub(r"(\w+://)[^/@\s]*@", r"\1***@", url)
+class InvalidArgumentError(SafestateError, TypeError, ValueError):
+    """An argument of the wrong type or value; the message names it and says what to pass.
+
+    Derives from both TypeError and ValueError, so either ``except`` catches it.
+    """
+
+
+class InvalidSettingError(InvalidArgumentError):
+    """A ``configure()`` setting (or its secrets/env counterpart) that cannot work as given."""
+
+
+class UnreadableValueError(SafestateError, ValueError):
+    """A stored value that does not decode: another serializer or app wrote it, or it is damaged."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(
+            f"the stored value of {quote(key)} cannot be read ({reason}): another serializer "
+            "or app wrote it, or it is corrupt. Overwrite it with safe_set() or remove it with "
+            "safe_delete()."
+        )
+        self.key = key
 
 
 class StoreUnavailable(SafestateError, ConnectionError):
     """The configured store (SQLite file, Redis server) cannot be reached or used."""
 
     def __init__(self, url: str, detail: str, check: str) -> None:
-        safe = redact_url(url)
-        super().__init__(f"state store {safe} is unavailable: {redact_url(detail)}. "
+        safe = redact(url)
+        super().__init__(f"state store {safe} is unavailable: {redact(detail)}. "
                          f"Check {check}.")
         self.url = safe
+
+
+class WriteInDoubt(StoreUnavailable):
+    """The store did not answer a commit in time: the write may or may not have been saved.
+
+    The session's cached copy is dropped and read again from the store on the next call,
+    so what the page shows matches what the store holds.
+    """
+
+    def __init__(self, url: str, keys: list[str], detail: str, check: str) -> None:
+        names = ", ".join(quote(k) for k in keys[:5]) + (" ..." if len(keys) > 5 else "")
+        super().__init__(url, detail, check)
+        self.args = (
+            f"the write of {names or 'the changes'} to state store {self.url} may or may not "
+            f"have been saved: the store did not answer in time ({redact(detail)}). Read the "
+            f"value again before writing it anew; check {check}.",
+        )
+        self.keys = keys
 
 
 class VersionConflict(SafestateError):
@@ -201,7 +269,7 @@ class StoreURLError(SafestateError, ValueError):
     """A store URL that names no supported store."""
 
     def __init__(self, url: str, reason: str) -> None:
-        url = redact_url(url)
+        url = redact(url)
         super().__init__(
             f"cannot open state store {url!r}: {reason}. Use memory://, "
             "sqlite:///path/to/file.db or redis://host:6379/0."

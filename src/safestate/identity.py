@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any, Literal
@@ -22,6 +23,10 @@ from .errors import SafestateError
 
 IdentityMode = Literal["session", "user", "browser"] | Callable[[], str]
 TOKEN_BYTES = 16  # 128 bits
+#: A signed token: base64url token (22 characters for 128 bits; up to 64 accepted), a dot,
+#: the base64url of a 128-bit HMAC. Nothing else is looked at further.
+_SIGNED = re.compile(r"[A-Za-z0-9_-]{20,64}\.[A-Za-z0-9_-]{22}")
+SIGNED_MAX = 64 + 1 + 22
 
 
 class IdentityError(SafestateError, ValueError):
@@ -39,13 +44,16 @@ def sign(token: str, secret: bytes) -> str:
 
 
 def verify(signed: str, secret: bytes) -> str | None:
-    """The token inside ``signed`` if its signature is right, else None (forged or tampered)."""
-    if not isinstance(signed, str) or signed.count(".") != 1 or len(signed) > 100:
+    """The token inside ``signed`` if its signature is right, else None.
+
+    Anything else a URL can carry (forged, tampered, non-ASCII, NUL, oversized) is None:
+    the shape is checked before anything is computed, and signatures compare as bytes.
+    """
+    if not isinstance(signed, str) or len(signed) > SIGNED_MAX or not _SIGNED.fullmatch(signed):
         return None
     token = signed.split(".", 1)[0]
-    if len(token) < 20:
-        return None
-    return token if hmac.compare_digest(sign(token, secret), signed) else None
+    expected = sign(token, secret).encode("ascii")
+    return token if hmac.compare_digest(expected, signed.encode("ascii")) else None
 
 
 def new_token() -> str:

@@ -102,14 +102,14 @@ class SessionStateManager(Scope):
 
     # -- finding the session ------------------------------------------------------------
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
-        run = _compat.current_run()
+        run = _compat.current_run_yielding()  # a superseded run ends here, as at st.*
         if run is None:
             raise NoSessionError(op)
         sid, state = run
         registry = self._registry
         if registry.get(sid) is None:  # a session's first call: the cold path
             self._first_call()
-        lock = registry.acquire(sid, state, timeout)
+        lock = registry.acquire(sid, state, timeout, _compat.yield_point)
         if self._persistence is None:
             return lock, state
         try:

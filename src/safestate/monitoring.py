@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import _events
+from .errors import InvalidArgumentError, quote
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -55,8 +56,9 @@ def enable_metrics(
     ``port``, serve them at http://addr:port/metrics; return the registry.
 
     Safe to call on every script run: a repeat with the same arguments does nothing.
-    Raises ImportError without prometheus_client, ValueError for a bad port or when
-    metrics are already on with other arguments, OSError when the port is taken
+    Raises ImportError without prometheus_client, InvalidArgumentError (a ValueError and
+    TypeError) for a bad port, registry or addr, ValueError when metrics are already on
+    with other arguments, OSError when the port is taken
     (nothing is enabled then).
     """
     global _enabled
@@ -67,7 +69,15 @@ def enable_metrics(
                           "pip install 'streamlit-safestate[metrics]'") from exc
     if port is not None and (isinstance(port, bool) or not isinstance(port, int)
                              or not 0 < port < 65536):
-        raise ValueError(f"metrics port must be an int from 1 to 65535, got {port!r:.40}")
+        raise InvalidArgumentError(f"metrics port must be an int from 1 to 65535, got "
+                                   f"{quote(port)}")
+    if registry is not None and not isinstance(registry, prometheus_client.CollectorRegistry):
+        raise InvalidArgumentError(
+            "enable_metrics(registry=...) takes a prometheus_client.CollectorRegistry (or "
+            f"None for the default one), got {type(registry).__name__}")
+    if not isinstance(addr, str) or not addr:
+        raise InvalidArgumentError(f"enable_metrics(addr=...) takes a host address such as "
+                                   f"'127.0.0.1', got {quote(addr)}")
     target = registry if registry is not None else prometheus_client.REGISTRY
     with _lock:
         if _enabled is not None:

@@ -11,6 +11,7 @@ processes. With a store configured, ``shared`` lives wholly in the store.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -18,7 +19,7 @@ from typing import Any
 
 from . import _compat, _events, identity
 from ._locks import ScopeLock
-from .errors import StoreUnavailable, VersionConflict
+from .errors import StoreUnavailable, UnreadableValueError, WriteInDoubt
 from .serialization import Serializer
 from .stores.base import Snapshot, Store
 from .transaction import _DELETE, apply_changes
@@ -29,7 +30,8 @@ LOAD_RETRY = 5.0  # seconds between attempts to load a session's state from a fa
 _log = _events.log
 
 
-def _backoff(attempt: int) -> None:
+def backoff(attempt: int) -> None:
+    """Sleep a random moment that grows with ``attempt``: a retry after a version conflict."""
     # Contending writers in other processes: step aside for a random moment.
     time.sleep(random.uniform(0, min(0.001 * attempt, 0.02)))
 
@@ -60,11 +62,18 @@ class Persistence:
 
         Called with the session lock held. The identity is worked out once per script
         run (a login, a pasted link or a page switch can change it between runs) and
-        the state is loaded again when it changes. A worker before any script run gets
-        this session alone, not cached. A failed load is retried at most every
-        ``LOAD_RETRY`` seconds, so a hung store does not stall every call.
+        the state is loaded again when it changes; the previous identity's persisted
+        keys leave the session first. A worker before any script run gets this session
+        alone, not cached. A failed load is retried at most every ``LOAD_RETRY``
+        seconds, so a hung store does not stall every call.
         """
         extra = lock.extra if lock.extra is not None else {}
+        if extra.get("persistence") is not self:
+            # configure() ran since this session last loaded: what it knew of the old
+            # settings' store (its namespace, its failure) no longer applies.
+            for stale in ("namespace", "load_failed_at", "load_error"):
+                extra.pop(stale, None)
+            extra["persistence"] = self
         run = _compat.current_run_marker()
         namespace = extra.get("namespace")
         if run is not None and extra.get("run") is not run:
@@ -73,52 +82,103 @@ class Persistence:
             extra["run"], extra["identity"] = run, who
             if identity.namespace_for(who) != namespace:
                 namespace = None  # a new identity: load it
+            if self.identity_mode == "user" and who.startswith("session:"):
+                _warn_no_user(extra)
         elif namespace is None and run is None:
             known = extra.get("identity") or "session:" + session_id
-            view = PersistentView(self, identity.namespace_for(str(known)), local)
+            view = PersistentView(self, identity.namespace_for(str(known)), local, extra)
             view.refresh_quietly()
             return view  # not cached: the script's next run works the identity out
         lock.extra = extra
         if isinstance(namespace, str):
-            return PersistentView(self, namespace, local)
+            return PersistentView(self, namespace, local, extra)
         namespace = identity.namespace_for(str(extra["identity"]))
-        view = PersistentView(self, namespace, local)
+        view = PersistentView(self, namespace, local, extra)
+        loaded = extra.get("loaded")
+        if loaded is not None and loaded != namespace:
+            # Another identity's values must never be seen by this one, even when the
+            # new identity's load fails or does not hold every key.
+            self._forget(local)
+            extra["loaded"] = None
         failed_at = extra.get("load_failed_at")
         if isinstance(failed_at, float) and time.monotonic() - failed_at < LOAD_RETRY:
             view.load_error = extra.get("load_error")  # type: ignore[assignment]
             return view
         try:
-            view.refresh(self.store.load(namespace))
+            view.refresh(self.store.load(namespace), exact=bool(extra.get("in_doubt")))
         except StoreUnavailable as exc:
             # The page goes on: keys that are not persisted still work; persisted ones
             # raise this until a later load succeeds.
             view.load_error = exc
             extra["load_failed_at"], extra["load_error"] = time.monotonic(), exc
             return view
-        extra.pop("load_failed_at", None)
-        extra["namespace"] = namespace
+        for done in ("load_failed_at", "load_error", "in_doubt"):
+            extra.pop(done, None)
+        extra["namespace"] = extra["loaded"] = namespace
         return view
+
+    def _forget(self, local: Any) -> None:
+        """Take every persisted key out of a session's cache; declared defaults come back."""
+        for key in _compat.user_keys(local):
+            if self.persists(key):
+                with contextlib.suppress(KeyError):
+                    del local[key]
+        for key, declared in self.serializer.schema.fields.items():
+            if self.persists(key) and declared.has_default():
+                # A widget drawn this run refuses the write: its key stays unset, and a
+                # typed read gives the default then.
+                with contextlib.suppress(Exception):
+                    local[key] = declared.make_default()
+
+
+def _warn_no_user(extra: dict[str, object]) -> None:
+    """Say once per session that identity="user" fell back to this session alone."""
+    if extra.get("warned_no_user"):
+        return
+    extra["warned_no_user"] = True
+    message = ("safestate: identity='user' but nobody is logged in (st.user): this "
+               "session's persisted state is kept for this session only and a reload "
+               "starts afresh. Call st.login() first, or use identity='browser'.")
+    _log.warning("%s (%s)", message, _events.current_label())
+    if _compat.show_developer_notes():
+        import streamlit as st
+
+        st.toast(message.removeprefix("safestate: "), icon=":material/person_off:",
+                 duration="long")
 
 
 class PersistentView:
     """A scope's state seen through persistence: local cache (a session) or none (shared)."""
 
-    __slots__ = ("_local", "_p", "load_error", "namespace")
+    __slots__ = ("_local", "_p", "_session", "load_error", "namespace")
 
-    def __init__(self, persistence: Persistence, namespace: str, local: Any) -> None:
+    def __init__(self, persistence: Persistence, namespace: str, local: Any,
+                 session: dict[str, object] | None = None) -> None:
         self._p = persistence
         self.namespace = namespace
         self._local = local  # None: read everything from the store (shared)
+        self._session = session  # the session's persistence bookkeeping, if a session's
         self.load_error: StoreUnavailable | None = None
 
-    def _persisted(self, key: str) -> bool:
+    def persisted(self, key: str) -> bool:
+        """Whether ``key`` lives in the store (every key of a view without a local cache)."""
         return self._local is None or self._p.persists(key)
 
-    def refresh(self, snap: Snapshot) -> None:
-        """Put the store's persisted values into the local cache."""
+    def refresh(self, snap: Snapshot, exact: bool = False) -> None:
+        """Put the store's persisted values into the local cache.
+
+        ``exact`` also drops cached persisted keys the store does not hold (after a write
+        whose outcome was unknown, the store is the only truth).
+        """
         if self._local is None:
             return
-        for key, value in self._decoded(snap).items():
+        values = self._decoded(snap)
+        if exact:
+            for key in _compat.user_keys(self._local):
+                if self._p.persists(key) and key not in snap.values:
+                    with contextlib.suppress(KeyError):
+                        del self._local[key]
+        for key, value in values.items():
             if self._p.persists(key):
                 self._local[key] = value
 
@@ -129,16 +189,21 @@ class PersistentView:
         except StoreUnavailable as exc:
             self.load_error = exc
 
-    def _decoded(self, snap: Snapshot) -> dict[str, Any]:
+    def _decoded(
+        self, snap: Snapshot, unreadable: dict[str, UnreadableValueError] | None = None
+    ) -> dict[str, Any]:
         # One value that no longer decodes (say, written by another serializer) must not
-        # lock its identity out of everything else: skip it, naming the key only.
+        # lock its identity out of everything else: skip it, naming the key only, or
+        # collect it in ``unreadable`` for a caller that raises when it is read.
         values = {}
         for key, data in snap.values.items():
             try:
                 values[key] = self._p.serializer.loads(key, data)
-            except Exception as exc:
-                _log.warning("safestate: stored value of %r could not be read (%s); skipped",
-                             key, type(exc).__name__)
+            except UnreadableValueError as exc:
+                if unreadable is not None:
+                    unreadable[key] = exc
+                else:
+                    _log.warning("safestate: %s; skipped", exc)
         return values
 
     # -- the mapping the scopes use -----------------------------------------------------------
@@ -156,8 +221,18 @@ class PersistentView:
         self.apply([(key, value)])
 
     def __delitem__(self, key: str) -> None:
-        self[key]  # KeyError when absent, as a mapping does
+        # KeyError when absent, as a mapping does; a value that no longer decodes can go.
+        if self._local is not None:
+            self[key]
+        elif self._p.store.get(self.namespace, key) is None:
+            raise KeyError(key)
         self.apply([(key, _DELETE)])
+
+    def user_keys(self) -> list[str]:
+        """The keys set here, without decoding a value."""
+        if self._local is not None:
+            return _compat.user_keys(self._local)
+        return list(self._p.store.load(self.namespace).values)
 
     @property
     def filtered_state(self) -> dict[str, Any]:
@@ -178,8 +253,8 @@ class PersistentView:
         """
         changes = list(changes)
         dumps = self._p.serializer.dumps
-        sets = {k: dumps(k, v) for k, v in changes if v is not _DELETE and self._persisted(k)}
-        deletes = [k for k, v in changes if v is _DELETE and self._persisted(k)]
+        sets = {k: dumps(k, v) for k, v in changes if v is not _DELETE and self.persisted(k)}
+        deletes = [k for k, v in changes if v is _DELETE and self.persisted(k)]
         if self._local is None:
             self._p.store.commit(self.namespace, sets, deletes,
                                  expected_version=expected_version, ttl=self._p.ttl)
@@ -191,6 +266,14 @@ class PersistentView:
             if sets or deletes:
                 self._p.store.commit(self.namespace, sets, deletes,
                                      expected_version=expected_version, ttl=self._p.ttl)
+        except WriteInDoubt:
+            undo()
+            if self._session is not None:
+                # The store may hold the write or not: the next call reads it back, so
+                # the cache shows what the store holds, whichever it is.
+                self._session.pop("namespace", None)
+                self._session["in_doubt"] = True
+            raise
         except BaseException:
             undo()
             raise
@@ -199,50 +282,32 @@ class PersistentView:
         """What a transaction reads: loaded from the store on its first read only."""
         return TransactionReads(self)
 
-    def snapshot(self) -> tuple[dict[str, Any], int]:
+    def snapshot(
+        self, unreadable: dict[str, UnreadableValueError] | None = None
+    ) -> tuple[dict[str, Any], int]:
         """A consistent read for a transaction: (values, version).
 
         The store's persisted values over the local cache, without writing the cache
-        (a persisted key may belong to a widget already drawn in this run).
+        (a persisted key may belong to a widget already drawn in this run). Values that
+        do not decode go into ``unreadable``.
         """
         snap = self._p.store.load(self.namespace)
-        stored = self._decoded(snap)
+        stored = self._decoded(snap, unreadable)
         if self._local is None:
             return stored, snap.version
         merged = _compat.snapshot(self._local)
         merged.update((k, v) for k, v in stored.items() if self._p.persists(k))
         return merged, snap.version
 
-    def mutate(self, key: str, fn: Callable[[Any], Any], default: Any,
-               check: Callable[[str, Any], Any]) -> Any:
-        """Read-modify-write that loses nothing to other processes (optimistic, retried).
+    def read(self, key: str, default: Any) -> tuple[Any, int]:
+        """``key``'s value in the store (``default`` when unset) and the version read.
 
-        ``fn`` may run more than once when others write the same namespace meanwhile.
+        One round trip, with no lock needed: a commit with that version refuses if
+        another writer came first. Raises StoreUnavailable, UnreadableValueError.
         """
-        if not self._persisted(key):
-            current = self[key] if self._has(key) else default
-            new = check(key, fn(current))
-            self[key] = new
-            return new
-        for attempt in range(MAX_ATTEMPTS):
-            snap = self._p.store.load(self.namespace)
-            data = snap.values.get(key)
-            current = default if data is None else self._p.serializer.loads(key, data)
-            new = check(key, fn(current))
-            try:
-                self.apply([(key, new)], expected_version=snap.version)
-            except VersionConflict:
-                _backoff(attempt)
-                continue
-            return new
-        raise VersionConflict(self.namespace, -1, -1)
-
-    def _has(self, key: str) -> bool:
-        try:
-            self[key]
-        except KeyError:
-            return False
-        return True
+        snap = self._p.store.load(self.namespace)
+        data = snap.values.get(key)
+        return (default if data is None else self._p.serializer.loads(key, data)), snap.version
 
 
 class TransactionReads(Mapping[str, Any]):
@@ -256,21 +321,25 @@ class TransactionReads(Mapping[str, Any]):
     def __init__(self, view: PersistentView) -> None:
         self._view = view
         self._values: dict[str, Any] | None = None
+        self._unreadable: dict[str, UnreadableValueError] = {}
         self.version: int | None = None
 
     def _loaded(self) -> dict[str, Any]:
         if self._values is None:
-            self._values, self.version = self._view.snapshot()
+            self._values, self.version = self._view.snapshot(self._unreadable)
         return self._values
 
     def __getitem__(self, key: str) -> Any:
-        return self._loaded()[key]
+        values = self._loaded()
+        if key in self._unreadable:  # a read must not take an unreadable value for unset
+            raise self._unreadable[key]
+        return values[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._loaded())
+        return iter([*self._loaded(), *self._unreadable])
 
     def __len__(self) -> int:
-        return len(self._loaded())
+        return len(self._loaded()) + len(self._unreadable)
 
     def commit(self, changes: list[tuple[str, Any]]) -> None:
         """Apply the transaction's changes, checking the version if anything was read."""

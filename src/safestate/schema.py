@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
 import pydantic
 from pydantic_core import PydanticUndefined
 
-from .errors import MissingStateError, SchemaConflictError, StateValidationError
+from .errors import (
+    InvalidArgumentError,
+    MissingStateError,
+    SchemaConflictError,
+    StateValidationError,
+    quote,
+)
 
 if TYPE_CHECKING:
     from ._scope import Scope
@@ -107,8 +113,8 @@ def _declared_keys(model: type[Any]) -> list[DeclaredKey]:
             )
             for f in dataclasses.fields(model)
         ]
-    raise TypeError(
-        f"typed() takes a pydantic BaseModel subclass or a dataclass, got {model!r}. "
+    raise InvalidArgumentError(
+        f"typed() takes a pydantic BaseModel subclass or a dataclass, got {quote(model)}. "
         "Declare the session's keys as class fields with types and defaults."
     )
 
@@ -124,7 +130,16 @@ class SchemaRegistry:
         self._lock = threading.Lock()
 
     def declare(self, model: type[Any]) -> list[DeclaredKey]:
-        """Declare ``model``'s fields (idempotent). Raises TypeError, SchemaConflictError."""
+        """Declare ``model``'s fields (idempotent).
+
+        Raises InvalidArgumentError (a TypeError) for something that is not a pydantic
+        model or dataclass class, SchemaConflictError.
+        """
+        if not isinstance(model, type):
+            raise InvalidArgumentError(
+                f"typed() takes a class: a pydantic BaseModel subclass or a dataclass, got "
+                f"{type(model).__name__} {quote(model)}. Declare the session's keys as class "
+                "fields with types and defaults, e.g. class AppState(BaseModel): step: int = 0")
         name = f"{getattr(model, '__module__', '')}.{getattr(model, '__qualname__', model)}"
         known = self._models.get(name)
         if known is not None and known[0] is model:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import pydantic
 import pydantic_core
 
-from .errors import NotSerializableError
+from .errors import NotSerializableError, UnreadableValueError
 from .schema import SchemaRegistry
 
 Format = Literal["json", "pickle"]
@@ -30,7 +30,8 @@ class Serializer:
         if fmt not in ("json", "pickle"):
             raise ValueError(f"serializer must be 'json' or 'pickle', got {fmt!r}")
         self.format = fmt
-        self._schema = schema
+        #: Declared keys: their types rebuild what JSON stored.
+        self.schema = schema
 
     def dumps(self, key: str, value: Any) -> bytes:
         """``value`` as bytes. Raises NotSerializableError naming the key and type."""
@@ -45,13 +46,19 @@ class Serializer:
             raise NotSerializableError(key, value, str(exc).split("\n")[0]) from None
 
     def loads(self, key: str, data: bytes) -> Any:
-        """The value ``data`` encodes (rebuilt to the declared type when there is one)."""
-        if self.format == "pickle":
-            return pickle.loads(data)
-        declared = self._schema.fields.get(key)
-        if declared is not None:
-            try:
-                return declared.adapter.validate_json(data)
-            except pydantic.ValidationError:
-                pass  # stored under an older declaration: hand back plain JSON
-        return json.loads(data)
+        """The value ``data`` encodes (rebuilt to the declared type when there is one).
+
+        Raises UnreadableValueError naming the key (never the bytes) when it does not decode.
+        """
+        try:
+            if self.format == "pickle":
+                return pickle.loads(data)
+            declared = self.schema.fields.get(key)
+            if declared is not None:
+                try:
+                    return declared.adapter.validate_json(data)
+                except pydantic.ValidationError:
+                    pass  # stored under an older declaration: hand back plain JSON
+            return json.loads(data)
+        except Exception as exc:  # bytes another serializer, app or fault wrote
+            raise UnreadableValueError(key, type(exc).__name__) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from . import _compat
 from ._locks import ScopeLock
 from ._scope import Scope
 from .persistence import PersistentView
@@ -31,7 +32,11 @@ class SharedState(Scope):
         first_use = self._before_first_use
         if first_use is not None:  # an app may use only `shared`: it must get the store too
             first_use()
-        self._lock.acquire(timeout)
+        if _compat.current_run_marker() is None:  # a worker: nothing can supersede it
+            self._lock.acquire(timeout)
+        else:
+            _compat.yield_point()  # a superseded run ends here, as at st.session_state
+            self._lock.acquire(timeout, None, _compat.yield_point)
         view = self._view
         return self._lock, self._data if view is None else view
 

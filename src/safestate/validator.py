@@ -22,7 +22,14 @@ from .dependencies import (
     _has,
     _reason,
 )
-from .errors import DependencyNotReady, MissingStateError, NoSessionError, StoreUnavailable
+from .errors import (
+    DependencyNotReady,
+    InvalidArgumentError,
+    MissingStateError,
+    NoSessionError,
+    StoreUnavailable,
+    UnreadableValueError,
+)
 from .manager import SessionStateManager
 from .persistence import PersistentView
 from .recovery import Problem, show_recovery
@@ -131,7 +138,7 @@ class SessionValidator:
 
     #: Errors that ``guard()`` turns into the recovery panel.
     recoverable: tuple[type[BaseException], ...] = (
-        DependencyNotReady, MissingStateError, StoreUnavailable,
+        DependencyNotReady, MissingStateError, StoreUnavailable, UnreadableValueError,
     )
 
     def __init__(self, manager: SessionStateManager) -> None:
@@ -233,6 +240,11 @@ class SessionValidator:
             )
         if isinstance(keys, str):
             keys = [keys]
+        if not isinstance(keys, Iterable) or isinstance(keys, (bytes, bytearray)):
+            raise InvalidArgumentError(
+                "ensure_session_initialized() takes key names (a list of str, or one str) or "
+                "a mapping of name -> default or factory, e.g. "
+                f"ensure_session_initialized({{'cart': []}}); got {type(keys).__name__}")
         if isinstance(keys, Mapping):
             report = self._init_mapping({check_key(k): v for k, v in keys.items()})
         else:
@@ -388,6 +400,10 @@ class SessionValidator:
         if isinstance(exc, MissingStateError):
             first = exc.keys[0] if exc.keys else "?"
             return self._key_problem(first, exc.errors.get(first))
+        if isinstance(exc, UnreadableValueError):
+            return Problem(exc.key, "key", f"**Saved value `{exc.key}` can't be read**: it "
+                           "was written by another version of the app or is damaged. Reset "
+                           "it from the app, or use **Reset my session**.")
         if isinstance(exc, StoreUnavailable):
             return Problem("store", "store", "**Saved data is out of reach right now**: "
                            f"{exc}. Your other work on this page is not affected.")

@@ -1,21 +1,27 @@
-import hmac
+import math
 
 import streamlit as st
-from demo_common import admin_password
+from demo_common import admin_attempt, admin_password
 
 import safestate
 
 st.title("Sessions")
 expected = admin_password()
 if expected is None:
-    st.info("Set `SAFESTATE_ADMIN_PASSWORD` (or `safestate_admin_password` in secrets) to "
+    st.info("Set `DEMO_ADMIN_PASSWORD` (or `safestate_admin_password` in secrets) to "
             "enable this page. `make demo` sets it to `demo-admin`.")
     st.stop()
 st.caption("Every session's bookkeeping: counts, locks, memory. Admins only.")
 given = st.text_input("Admin password", type="password", key="admin_password")
-if not hmac.compare_digest(given.encode(), expected.encode()):
-    if given:
-        st.error("Wrong password.")
+if not given:
+    st.stop()
+verdict, wait = admin_attempt(given, expected)
+seconds = math.ceil(wait)  # never "wait 0 s" while a wait is left
+if verdict == "wait":
+    st.error(f"Too many wrong tries: wait {seconds} s before trying again.")
+    st.stop()
+if verdict == "wrong":
+    st.error("Wrong password." + (f" Wait {seconds} s before the next try." if wait else ""))
     st.stop()
 
 

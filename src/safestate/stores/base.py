@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import _events
-from ..errors import StoreUnavailable, StoreURLError, VersionConflict
+from ..errors import StoreUnavailable, StoreURLError, VersionConflict, redact
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Store(abc.ABC):
     round_trips: int = 0
     #: What metrics call this kind of store (its URL scheme).
     kind: str = "store"
+    #: Its faults' log, made on the first fault.
+    faults: FaultLog | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -95,6 +98,8 @@ class Store(abc.ABC):
 
 
 _ROUND_TRIPS = ("load", "get", "commit", "drop", "cleanup")
+#: Seconds between two log lines about one store's faults (the rest are counted).
+FAULT_LOG_INTERVAL = 30.0
 
 
 def _timed(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -108,9 +113,14 @@ def _timed(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = method(self, *args, **kwargs)
             failed = False
+            if self.faults is not None:
+                self.faults.recovered(self)
             return result
         except StoreUnavailable as exc:
-            _log_fault(operation, exc)
+            faults = self.faults
+            if faults is None:
+                faults = self.faults = FaultLog()
+            faults.failed(operation, exc)
             raise
         except VersionConflict:
             failed = False  # the store answered: another writer was first
@@ -122,10 +132,44 @@ def _timed(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
     return timed
 
 
-def _log_fault(operation: str, exc: StoreUnavailable) -> None:
-    # The message names the store (credentials masked) and the driver's error, no values.
-    _events.log.warning("safestate: store %s failed (%s): %s", operation,
-                        _events.current_label(), exc)
+class FaultLog:
+    """Logs a store's faults without flooding: the first, then one summary per interval.
+
+    A store that is down fails every call of every session; one line each would bury
+    the log. The count of faults left out goes into the next line, or into the line
+    saying the store answers again.
+    """
+
+    def __init__(self, interval: float = FAULT_LOG_INTERVAL) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._logged_at: float | None = None  # None: no fault since the store last answered
+        self._left_out = 0
+
+    def failed(self, operation: str, exc: StoreUnavailable) -> None:
+        """Log a fault, or count it if one was logged less than ``interval`` ago."""
+        now = time.monotonic()
+        with self._lock:
+            if self._logged_at is not None and now - self._logged_at < self.interval:
+                self._left_out += 1
+                return
+            left_out, self._left_out, self._logged_at = self._left_out, 0, now
+        more = (f" ({left_out} more fault(s) in the last {self.interval:g} s not logged)"
+                if left_out else "")
+        # The message names the store (credentials masked) and the driver's error, no values.
+        _events.log.warning("safestate: store %s failed (%s): %s%s", operation,
+                            _events.current_label(), exc, more)
+
+    def recovered(self, store: Store) -> None:
+        """The store answered: say so once if it had failed, with the faults not logged."""
+        if self._logged_at is None:
+            return
+        with self._lock:
+            if self._logged_at is None:
+                return
+            left_out, self._left_out, self._logged_at = self._left_out, 0, None
+        _events.log.info("safestate: store %s answers again%s", redact(store.url),
+                         f" ({left_out} more fault(s) were not logged)" if left_out else "")
 
 
 def open_store(url: str) -> Store:

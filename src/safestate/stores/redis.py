@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import StoreUnavailable, VersionConflict
+from ..errors import StoreUnavailable, StoreURLError, VersionConflict, WriteInDoubt
 from .base import Snapshot, Store, next_version
 
 try:
@@ -25,6 +25,21 @@ except ImportError as exc:  # pragma: no cover - depends on the extra being inst
     ) from exc
 
 _VERSION = "__version__"
+_CHECK = "that the Redis server is running and reachable at that address"
+
+
+def _sent(exc: BaseException) -> bool:
+    """Whether a failed command may have reached the server (so may have run).
+
+    Only a failure to connect proves it did not: redis-py raises those from connect(),
+    with "connecting to" in the message, or with ConnectionRefusedError underneath.
+    """
+    if isinstance(exc, _redis.ResponseError):
+        return False  # the server answered with an error: the script did not apply
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, ConnectionRefusedError) or "connecting to" in str(exc):
+        return False
+    return isinstance(exc, (_redis.ConnectionError, _redis.TimeoutError))
 
 # KEYS[1] hash; ARGV: expected version ('' = any), ttl ms ('' = none), n sets, the
 # version a new namespace starts at, then n field/value pairs, then fields to delete.
@@ -72,15 +87,22 @@ class RedisStore(Store):
         prefix = dict(query).get("prefix") or "safestate"
         rest = urlencode([(k, v) for k, v in query if k != "prefix"])
         self._prefix = prefix + ":"
-        self._client: Any = _redis.Redis.from_url(
-            urlunsplit(parts._replace(query=rest)), socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout, retry_on_timeout=False,
-        )
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when asked
+            self._client: Any = _redis.Redis.from_url(
+                urlunsplit(parts._replace(query=rest)), socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout, retry_on_timeout=False,
+            )
+            pool = self._client.connection_pool
+            # redis-py passes query options to the connection it makes on first use:
+            # build one now (it does not connect), so a bad option fails here, not later.
+            pool.connection_class(**pool.connection_kwargs)
+        except (ValueError, TypeError) as exc:  # a port that is no number, an unknown option
+            raise StoreURLError(url, f"{exc} (write redis://host:6379/0)") from None
         self._commit = self._client.register_script(_COMMIT)
 
     def _unavailable(self, exc: BaseException) -> StoreUnavailable:
-        return StoreUnavailable(self.url, f"{type(exc).__name__}: {exc}",
-                                "that the Redis server is running and reachable at that address")
+        return StoreUnavailable(self.url, f"{type(exc).__name__}: {exc}", _CHECK)
 
     def load(self, namespace: str) -> Snapshot:
         self.round_trips += 1
@@ -121,6 +143,11 @@ class RedisStore(Store):
         try:
             result = self._commit(keys=[self._prefix + namespace], args=args)
         except _redis.RedisError as exc:
+            if _sent(exc):
+                # The script may have run (or run later, once a paused server reads it):
+                # saying "failed" could be a lie, so the caller is told it is unknown.
+                raise WriteInDoubt(self.url, [*sets, *deletes], f"{type(exc).__name__}: {exc}",
+                                   _CHECK) from exc
             raise self._unavailable(exc) from exc
         if isinstance(result, list):
             raise VersionConflict(namespace, int(expected_version or 0), int(result[1]))

@@ -5,17 +5,25 @@ for another instead of failing; every commit is one ``BEGIN IMMEDIATE`` transact
 so it is all or nothing even if the process is killed half-way. ``synchronous=NORMAL``
 in WAL mode survives a killed process (the OS still has the write); only a power
 loss can drop the last commits.
+
+The file is opened by the first call that needs it, so an unreachable file fails
+the calls that need it, not ``configure()``. If the file at the path is removed or
+replaced while the app runs, the next call notices (one ``stat`` per round trip),
+retires the connections to the old file and opens the file now at the path; a write
+that went into the old file is refused, never acknowledged.
 """
 
 from __future__ import annotations
 
 import contextlib
-import queue
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+from .. import _events
 from ..errors import StoreUnavailable, StoreURLError, VersionConflict
 from .base import Snapshot, Store, next_version
 
@@ -28,64 +36,200 @@ CREATE TABLE IF NOT EXISTS safestate_items (
 );
 """
 
+_FileId = tuple[int, int]  # (st_dev, st_ino): which file a path names
+
+
+def _file_id(path: str) -> _FileId | None:
+    """The identity of the file at ``path``, or None when there is none (or it cannot be seen)."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
 
 class SQLiteStore(Store):
-    """Namespaces in two tables of one SQLite file; one connection per thread."""
+    """Namespaces in two tables of one SQLite file, over a small pool of connections."""
 
     kind = "sqlite"
 
     def __init__(self, url: str, busy_timeout: float = 10.0, pool_size: int = 8) -> None:
+        """Check the URL; the file is opened on first use. Raises StoreURLError."""
         parts = urlsplit(url)
         # As SQLAlchemy does: sqlite:///x.db is relative, sqlite:////tmp/x.db absolute.
         path = parts.path[1:]
         if parts.netloc or not path:
             raise StoreURLError(url, "write sqlite:///relative.db or sqlite:////absolute/path.db")
+        if ":memory:" in path or "mode=memory" in parts.query:
+            # Each pooled connection would open a database of its own ("no such table").
+            raise StoreURLError(url, "an in-memory SQLite database is per connection, so the "
+                                "pooled connections would not share it; use memory:// for "
+                                "state kept in this process")
         self.url = url
         self.path = path
+        self._uri = ("file://" if path.startswith("/") else "file:") + quote(path)
         self._busy_timeout = busy_timeout
+        self._pool_size = pool_size
         # A small pool: each Streamlit rerun runs on a new thread, and opening a
-        # connection per thread would cost more than the query.
-        self._pool: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue(pool_size)
-        with self._connection() as db:
-            db.executescript(_SCHEMA)
+        # connection per thread would cost more than the query. A generation is the
+        # connections to one file; when the path names another file, it is retired.
+        self._lock = threading.Condition(threading.Lock())
+        self._idle: list[sqlite3.Connection] = []
+        self._generation = 0
+        self._file: _FileId | None = None  # the file of the current generation; None: not open
+        self._in_use = 0  # connections of the current generation in a round trip
+        self._retired_in_use = 0  # connections of older generations still in one
+        self._reopening = False
 
-    @contextlib.contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = self._pool.get_nowait()
-        except queue.Empty:
-            try:
-                db = sqlite3.connect(self.path, timeout=self._busy_timeout,
-                                     isolation_level=None, check_same_thread=False)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
-            except sqlite3.Error as exc:
-                raise self._unavailable(exc) from exc
-        try:
-            yield db
-        finally:
-            if db.in_transaction:  # an error left it open: never keep the write lock
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-            try:
-                self._pool.put_nowait(db)
-            except queue.Full:
+    def _checkout(self, writing: bool) -> tuple[int, _FileId, sqlite3.Connection | None]:
+        """The current generation, its file, and an idle connection to it (None: open one).
+
+        Raises sqlite3.Error, StoreUnavailable.
+        """
+        found = _file_id(self.path)  # the one stat of a round trip
+        with self._lock:
+            while self._reopening:
+                self._lock.wait()
+            if self._file is None or found != self._file:
+                self._reopen()
+            generation, file = self._generation, self._file
+            if file is None:  # removed again as soon as it was created
+                raise self._moved(writing)
+            self._in_use += 1
+            return generation, file, self._idle.pop() if self._idle else None
+
+    def _checkin(self, generation: int, db: sqlite3.Connection | None) -> None:
+        """Give a connection back: to the pool, or closed if its generation was retired."""
+        if db is not None and db.in_transaction:  # an error left it open: never keep the lock
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        with self._lock:
+            if generation == self._generation:
+                self._in_use -= 1
+                if db is not None and len(self._idle) < self._pool_size:
+                    self._idle.append(db)
+                    return
+            else:
+                self._retired_in_use -= 1
+                self._lock.notify_all()
+            if db is not None:  # closed with the lock held: before the old file's WAL can go
                 db.close()
 
-    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
-        return StoreUnavailable(self.url, f"{type(exc).__name__}: {exc}",
-                                f"that {self.path!r} is writable and its disk not full")
+    def _retire(self) -> None:
+        """Start a new generation: close idle connections, those in use when given back.
+
+        Called with the lock held.
+        """
+        self._generation += 1
+        self._retired_in_use += self._in_use
+        self._in_use = 0
+        self._file = None
+        idle, self._idle = self._idle, []
+        for db in idle:
+            db.close()
+
+    def _reopen(self) -> None:
+        """Open the file at the path as a new generation and create the schema in it.
+
+        Called with the lock held. Raises sqlite3.Error.
+        """
+        held = self._file
+        if held is not None and _file_id(self.path) == held:
+            return  # another thread reopened it meanwhile
+        self._reopening = True
+        try:
+            if held is not None:
+                _events.log.warning("safestate: SQLite file %r was removed or replaced while "
+                                    "in use; opening the file now at that path", self.path)
+            self._retire()
+            # Round trips still on the old file finish first (a write there is refused),
+            # so that no connection to it is open when the new file appears beside it.
+            # Bounded: a round trip waits for a lock at most the busy timeout.
+            deadline = time.monotonic() + self._busy_timeout
+            while self._retired_in_use and (left := deadline - time.monotonic()) > 0:
+                self._lock.wait(left)
+            if held is not None and _file_id(self.path) is None:
+                # A new database must not replay the old one's WAL: that resurrects old
+                # pages or corrupts the new file. (Where it cannot be removed, the new
+                # file cannot be created either: that error names the directory.)
+                for stale in (self.path + "-wal", self.path + "-shm"):
+                    with contextlib.suppress(OSError):
+                        os.remove(stale)
+            db = self._connect(None)
+            try:
+                db.executescript(_SCHEMA)
+            except BaseException:
+                db.close()
+                raise
+            self._idle.append(db)
+            self._file = _file_id(self.path)
+        finally:
+            self._reopening = False
+            self._lock.notify_all()
+
+    def _connect(self, file: _FileId | None, writing: bool = False) -> sqlite3.Connection:
+        """A new connection in WAL mode to ``file``, or (None, a new generation) to the path.
+
+        Only a new generation may create the file. Raises sqlite3.Error, StoreUnavailable
+        when the path no longer names ``file``.
+        """
+        db = sqlite3.connect(f"{self._uri}?mode={'rwc' if file is None else 'rw'}", uri=True,
+                             timeout=self._busy_timeout, isolation_level=None,
+                             check_same_thread=False)
+        try:
+            if file is not None and _file_id(self.path) != file:
+                # Before it reads, and so recovers, a WAL that is not its generation's.
+                raise self._moved(writing)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _unavailable(self, exc: BaseException, file: _FileId | None,
+                     writing: bool) -> StoreUnavailable:
+        """The error for ``exc``, with the check that fits the path's state."""
+        if file is not None and _file_id(self.path) != file:
+            return self._moved(writing, f"{type(exc).__name__}: {exc}")
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            check = f"that the directory {folder!r} exists (SQLite does not create it)"
+        elif not os.access(folder, os.W_OK | os.X_OK):
+            check = (f"that the directory {folder!r} is writable: SQLite creates the file "
+                     "and its -wal and -shm files there")
+        else:
+            check = f"that {self.path!r} is writable and its disk not full"
+        return StoreUnavailable(self.url, f"{type(exc).__name__}: {exc}", check)
+
+    def _moved(self, writing: bool, cause: str = "") -> StoreUnavailable:
+        """The error for a call whose file was removed or replaced under it."""
+        what = "writing, so this write was not saved" if writing else "reading"
+        return StoreUnavailable(
+            self.url,
+            f"the file {self.path!r} was removed or replaced while {what}"
+            + (f" ({cause})" if cause else ""),
+            "what removes or replaces it while the app runs; the next call opens the file "
+            "then at that path",
+        )
 
     @contextlib.contextmanager
     def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
         """One transaction on a pooled connection: committed, or rolled back on any error.
 
         ``BEGIN IMMEDIATE`` takes the write lock at once (no deadlock upgrading a read).
+        A write is acknowledged only if the path still names the file it went into.
+        Raises StoreUnavailable.
         """
+        writing = begin != "BEGIN"
         self.round_trips += 1
+        file: _FileId | None = None
         try:
-            with self._connection() as db:
+            generation, file, db = self._checkout(writing)
+            try:
+                if db is None:
+                    db = self._connect(file, writing)
                 db.execute(begin)
                 try:
                     yield db
@@ -94,8 +238,12 @@ class SQLiteStore(Store):
                     if db.in_transaction:
                         db.execute("ROLLBACK")
                     raise
+            finally:
+                self._checkin(generation, db)
         except sqlite3.Error as exc:
-            raise self._unavailable(exc) from exc
+            raise self._unavailable(exc, file, writing) from exc
+        if writing and _file_id(self.path) != file:
+            raise self._moved(writing)
 
     def load(self, namespace: str) -> Snapshot:
         with self._transaction("BEGIN") as db:  # one consistent read of version and items
@@ -174,8 +322,5 @@ class SQLiteStore(Store):
         return len(expired)
 
     def close(self) -> None:
-        while True:
-            try:
-                self._pool.get_nowait().close()
-            except queue.Empty:
-                return
+        with self._lock:
+            self._retire()
