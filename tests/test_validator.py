@@ -489,6 +489,19 @@ def test_page_calls_outside_a_script_run_say_so(call: str) -> None:
 # -- hardening: dependency cycles, bounded messages --
 
 
+def _recorded_get(results: dict[str, object]) -> Any:
+    """A thread target: get_dependency(name), its value or its error recorded in ``results``."""
+
+    def call(name: str) -> None:
+        try:
+            results[name] = safestate.get_dependency(name)
+        except Exception as exc:  # recorded for the test's assertions
+            results[name] = exc
+
+    return call
+
+
+
 def cycle_app(names: list[str], scopes: list[str]) -> None:
     """Each name's factory needs the next one, the last needs the first: a cycle, until the
     shared flag ``<first>_fixed`` makes the last one build on its own."""
@@ -573,12 +586,7 @@ def test_two_threads_building_an_app_cycle_from_both_ends_both_end() -> None:
     safestate.register_dependency(a, build_a, scope="app")
     safestate.register_dependency(b, build_b, scope="app")
     results: dict[str, object] = {}
-
-    def call(name: str) -> None:
-        try:
-            results[name] = safestate.get_dependency(name)
-        except safestate.DependencyNotReady as exc:
-            results[name] = exc
+    call = _recorded_get(results)
 
     threads = [threading.Thread(target=call, args=(n,), daemon=True) for n in (a, b)]
     for t in threads:
@@ -619,12 +627,7 @@ def test_a_factory_needing_another_dependency_still_builds_across_threads() -> N
     safestate.register_dependency(outer, build_outer, scope="app")
     safestate.register_dependency(inner, build_inner, scope="app")
     results: dict[str, object] = {}
-
-    def call(name: str) -> None:
-        try:
-            results[name] = safestate.get_dependency(name)
-        except Exception as exc:  # recorded for the assertion below
-            results[name] = exc
+    call = _recorded_get(results)
 
     inner_thread = threading.Thread(target=call, args=(inner,), daemon=True)
     inner_thread.start()

@@ -56,6 +56,8 @@ class Persistence:
         self.secret = secret
         self.query_param = query_param
         self.ttl = ttl
+        #: One read-modify-write read of the shared state at a time (see PersistentView.read).
+        self.shared_reads = ScopeLock("shared", "the shared state's store reads")
 
     def session_view(self, lock: ScopeLock, local: Any, session_id: str) -> PersistentView:
         """The session's state with persistence, loaded for its identity.
@@ -74,6 +76,8 @@ class Persistence:
             for stale in ("namespace", "load_failed_at", "load_error"):
                 extra.pop(stale, None)
             extra["persistence"] = self
+        if "reads" not in extra:  # made here, under the session lock: one per session
+            extra["reads"] = ScopeLock("reads", "this session's store reads")
         run = _compat.current_run_marker()
         namespace = extra.get("namespace")
         if run is not None and extra.get("run") is not run:
@@ -302,12 +306,27 @@ class PersistentView:
     def read(self, key: str, default: Any) -> tuple[Any, int]:
         """``key``'s value in the store (``default`` when unset) and the version read.
 
-        One round trip, with no lock needed: a commit with that version refuses if
-        another writer came first. Raises StoreUnavailable, UnreadableValueError.
+        One round trip, outside the scope's lock: a commit with that version refuses if
+        another writer came first. The scope's reads take turns, though, behind a lock
+        of their own whose wait a superseded script run leaves (as the scope's lock);
+        otherwise every rerun of a click flood would queue inside the store's client,
+        where nothing can stop it. Raises StoreUnavailable, UnreadableValueError.
         """
-        snap = self._p.store.load(self.namespace)
+        turn = self._reads()
+        turn.acquire(None, None, _compat.yield_point if _compat.current_run_marker() else None)
+        try:
+            snap = self._p.store.load(self.namespace)
+        finally:
+            turn.release()
         data = snap.values.get(key)
         return (default if data is None else self._p.serializer.loads(key, data)), snap.version
+
+    def _reads(self) -> ScopeLock:
+        if self._session is None:
+            return self._p.shared_reads
+        turn = self._session["reads"]
+        assert isinstance(turn, ScopeLock)  # session_view made it
+        return turn
 
 
 class TransactionReads(Mapping[str, Any]):
