@@ -732,3 +732,118 @@ def test_a_redis_commit_that_timed_out_is_reported_in_doubt_and_the_cache_follow
     finally:
         server.stop()
         safestate.configure(store="memory://", identity="session", persist=())
+
+
+def rerun_login_app(url: str) -> None:
+    import streamlit as st
+
+    import safestate as ss
+
+    def who() -> str:
+        import streamlit
+
+        return str(streamlit.session_state.get("login_user") or "anonymous")
+
+    ss.configure(store=url, identity=who, persist=["notes"])
+    seen = st.session_state.setdefault("seen_runs", [])
+    seen.append((who(), ss.safe_get("notes")))
+    if st.session_state.get("write"):
+        ss.safe_set("notes", st.session_state.pop("write"))
+    switch = st.session_state.pop("switch_to", None)
+    if switch:  # an in-app login button: set the user, rerun at once
+        st.session_state["login_user"] = switch
+        st.rerun()
+
+
+def test_an_identity_switch_followed_by_st_rerun_shows_nothing_of_the_last_identity(
+    store_url: str,
+) -> None:
+    at = session(rerun_login_app, url=store_url)
+    at.session_state["login_user"] = "alice"
+    at.session_state["write"] = "alice-secret"
+    at.run()
+    at.session_state["switch_to"] = "bob"  # this run calls safestate, then reruns as bob
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["seen_runs"][-2:] == [("alice", "alice-secret"), ("bob", None)]
+
+
+def test_after_a_failed_load_of_a_new_identity_its_writes_never_reach_the_last_one(
+    tmp_path: pathlib.Path,
+) -> None:
+    server = RedisServer(tmp_path)  # our own: this test stops and restarts it
+
+    def app(url: str) -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        def who() -> str:
+            import streamlit
+
+            return str(streamlit.session_state.get("login_user") or "anonymous")
+
+        ss.configure(store=url, identity=who, persist=["notes"])
+        if who() == "alice":
+            ss.safe_set("notes", "alice-secret")
+            return
+        try:
+            ss.safe_get("notes")  # bob's first load: the store is down
+        except ss.StoreUnavailable:
+            st.session_state["first"] = "unavailable"
+        st.session_state["store_back"]()  # the store answers again, in the same run
+        st.session_state["mutated"] = ss.mutate("notes", lambda v: f"bob saw {v}")
+
+    url = server.url + "?socket_timeout=2"
+    try:
+        at = session(app, url=url)
+        at.session_state["login_user"] = "alice"
+        at.run()
+        server.stop()
+        at.session_state["login_user"] = "bob"
+        at.session_state["store_back"] = server.start
+        at.run()
+        assert not at.exception, at.exception
+        assert at.session_state["first"] == "unavailable"
+        assert at.session_state["mutated"] == "bob saw None"  # not "bob saw alice-secret"
+        raw = open_store(server.url)
+        alice = safestate.identity.namespace_for("custom:alice")
+        bob = safestate.identity.namespace_for("custom:bob")
+        assert raw.get(alice, "notes") == b'"alice-secret"'  # untouched by bob
+        assert raw.get(bob, "notes") == b'"bob saw None"'
+        raw.close()
+    finally:
+        server.stop()
+        safestate.configure(store="memory://", identity="session", persist=())
+
+
+def test_read_modify_writes_of_one_process_take_turns_instead_of_conflicting(
+    tmp_path: pathlib.Path,
+) -> None:
+    import threading
+
+    from prometheus_client import CollectorRegistry
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    safestate.configure(store=url)
+    registry = CollectorRegistry()
+    safestate.enable_metrics(registry=registry)
+    try:
+        def body() -> None:
+            for _ in range(20):
+                safestate.shared.increment("hits")
+
+        threads = [threading.Thread(target=body) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not any(t.is_alive() for t in threads)
+        assert safestate.shared.safe_get("hits") == 320
+        conflicts = registry.get_sample_value("safestate_errors_total",
+                                              {"error": "VersionConflict"}) or 0.0
+        assert conflicts == 0  # one process's writers wait their turn; none is wasted
+    finally:
+        safestate.disable_metrics()
+        safestate.shared.clear()
+        safestate.configure(store="memory://", identity="session", persist=())

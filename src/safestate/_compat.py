@@ -80,8 +80,19 @@ def yield_point() -> None:
 
 
 def current_run_marker() -> object | None:
-    """An object that stands for the current script run (its ScriptRunContext), or None."""
-    return get_script_run_ctx(suppress_warning=True)
+    """An object that is new for every script run on the calling thread, or None outside one.
+
+    Not the ScriptRunContext: Streamlit keeps one per script thread and resets it for
+    each rerun on that thread (``st.rerun()``, a click during a run). ``reset()`` makes
+    its ``cursors`` dict anew (since 1.0; a fragment run installs a copy of its own).
+    """
+    ctx = get_script_run_ctx(suppress_warning=True)
+    return None if ctx is None else ctx.cursors
+
+
+def in_script_run() -> bool:
+    """Whether the calling thread runs a script (or a fragment), as opposed to a worker."""
+    return get_script_run_ctx(suppress_warning=True) is not None
 
 
 def _runtime_session_manager() -> Any | None:
@@ -270,3 +281,7 @@ def verify() -> None:
     need("session" in ActiveSessionInfo.__annotations__, "ActiveSessionInfo.session")
     need(assigns(AppSession, "_scriptrunner"), "AppSession._scriptrunner")
     need(assigns(ScriptRunner, "_session_state"), "ScriptRunner._session_state")
+    from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
+
+    need("cursors" in vars(ScriptRunContext)["reset"].__code__.co_names,
+         "ScriptRunContext.reset making cursors anew")

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, cast, overload
 from ._compat import user_keys, yield_point
 from ._locks import ScopeLock, check_timeout
 from .errors import EmptyKeyError, InvalidKeyError, NotAMappingError, VersionConflict
-from .persistence import MAX_ATTEMPTS, PersistentView, backoff
+from .persistence import MAX_ATTEMPTS, PersistentView, Turn, backoff
 from .schema import SchemaRegistry
 from .transaction import Transaction, apply_changes
 
@@ -29,6 +29,18 @@ _MISSING: Any = object()
 
 def _unchecked(key: str, value: Any) -> Any:
     return value
+
+
+def _read_and_commit(state: PersistentView, key: str, fn: Callable[[Any], Any], default: Any,
+                     check: Callable[[str, Any], Any]) -> tuple[bool, Any]:
+    """Read, compute and commit with the version read: (committed, new value)."""
+    current, version = state.read(key, default)
+    new = check(key, fn(current))
+    try:
+        state.apply([(key, new)], expected_version=version)
+    except VersionConflict:
+        return False, None
+    return True, new
 
 
 def check_key(key: object) -> str:
@@ -144,8 +156,6 @@ class Scope:
             raise TypeError(f"mutate({key!r}, fn): fn must be callable, got {type(fn).__name__}")
         schema = self._schema
         check = schema.check if schema is not None and schema.fields else _unchecked
-        new: Any = _MISSING
-        read: tuple[str, int] | None = None  # (namespace, version) the store read was at
         for attempt in range(MAX_ATTEMPTS):
             lock, state = self._enter("mutate")
             try:
@@ -159,22 +169,49 @@ class Scope:
                     new = check(key, fn(current))
                     state[key] = new
                     return cast("T", new)
-                if read is not None and read[0] == state.namespace:
-                    # The commit stays under the lock: the session's cache must change in
-                    # the store's order, and a refused key must fail before the store does.
-                    try:
-                        state.apply([(key, new)], expected_version=read[1])
+                if lock.depth > 1:
+                    # The caller holds the lock already (a locked block, a transaction):
+                    # read and commit under it, as it asked.
+                    done, new = _read_and_commit(state, key, fn, default, check)
+                    if done:
                         return cast("T", new)
-                    except VersionConflict:
-                        backoff(attempt)  # another writer was first: read again
+                    turn = None
+                else:
+                    turn = state.turn()
             finally:
                 lock.release()
-            # The read and fn run outside the lock (the commit's version check makes that
-            # safe), so the session's other calls do not queue behind a store round trip.
-            current, version = state.read(key, default)
-            read = (state.namespace, version)
+            if turn is not None and self._turn_commit(turn, key, fn, default, check, state):
+                return cast("T", turn.result)
+            backoff(attempt)  # another process wrote first: read again
+        raise VersionConflict(key, -1, -1)
+
+    def _turn_commit(self, turn: Turn, key: str, fn: Callable[[Any], Any], default: Any,
+                     check: Callable[[str, Any], Any], read_from: PersistentView) -> bool:
+        """One optimistic read-modify-write of a stored key, in the scope's turn.
+
+        The store round trip of the read happens outside the scope's lock, so the
+        session's other calls do not queue behind it; the turn keeps this process's
+        read-modify-writes of the scope from conflicting with each other, and a script
+        run that Streamlit superseded leaves its wait. The commit takes the lock: the
+        session's cache must change in the store's order, and a key Streamlit refuses
+        (a widget drawn this run) must fail before the store changes. Returns whether it
+        committed (the new value in ``turn.result``); False on a version conflict.
+        """
+        with turn:
+            current, version = read_from.read(key, default)
             new = check(key, fn(current))
-        raise VersionConflict(read[0] if read else key, -1, -1)
+            lock, state = self._enter("mutate")
+            try:
+                if type(state) is not PersistentView or state.namespace != read_from.namespace:
+                    return False  # reconfigured or another identity meanwhile: start over
+                try:
+                    state.apply([(key, new)], expected_version=version)
+                except VersionConflict:
+                    return False
+            finally:
+                lock.release()
+        turn.result = new
+        return True
 
     def increment(self, key: str, by: int | float = 1) -> Any:
         """Atomically add ``by`` to ``key`` (0 when unset); return the new value.

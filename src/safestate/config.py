@@ -8,9 +8,11 @@ neither, safestate keeps today's behaviour: memory://, per-session, nothing pers
 
 from __future__ import annotations
 
+import decimal
 import difflib
 import functools
 import math
+import numbers
 import os
 import re
 import threading
@@ -151,7 +153,7 @@ def _settings(given: dict[str, Any]) -> Settings:
 def _ttl(ttl: Any) -> float | None:
     if ttl is None:
         return None
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float, str)):
+    if isinstance(ttl, bool) or not isinstance(ttl, (numbers.Real, decimal.Decimal, str)):
         raise InvalidSettingError(f"ttl must be a number of seconds (e.g. 7 * 24 * 3600), got "
                                   f"{quote(ttl)}")
     try:
@@ -186,6 +188,8 @@ def _persist(persist: Any) -> tuple[str, ...] | str:
 def _secret(secret: Any, mode: Any) -> bytes | None:
     if isinstance(secret, str):
         secret = secret.encode()
+    elif isinstance(secret, (bytearray, memoryview)):
+        secret = bytes(secret)
     if secret is not None and not isinstance(secret, bytes):
         raise InvalidSettingError(f"secret must be a str or bytes, got {type(secret).__name__}")
     if mode == "browser" and (secret is None or len(secret) < 16):

@@ -56,8 +56,8 @@ class Persistence:
         self.secret = secret
         self.query_param = query_param
         self.ttl = ttl
-        #: One read-modify-write read of the shared state at a time (see PersistentView.read).
-        self.shared_reads = ScopeLock("shared", "the shared state's store reads")
+        #: The shared state's turn for read-modify-writes (see Turn).
+        self.shared_turn = ScopeLock("shared", "the shared state's read-modify-writes")
 
     def session_view(self, lock: ScopeLock, local: Any, session_id: str) -> PersistentView:
         """The session's state with persistence, loaded for its identity.
@@ -76,8 +76,8 @@ class Persistence:
             for stale in ("namespace", "load_failed_at", "load_error"):
                 extra.pop(stale, None)
             extra["persistence"] = self
-        if "reads" not in extra:  # made here, under the session lock: one per session
-            extra["reads"] = ScopeLock("reads", "this session's store reads")
+        if "turn" not in extra:  # made here, under the session lock: one per session
+            extra["turn"] = ScopeLock("turn", "this session's read-modify-writes")
         run = _compat.current_run_marker()
         namespace = extra.get("namespace")
         if run is not None and extra.get("run") is not run:
@@ -85,7 +85,9 @@ class Persistence:
                                    self.query_param, extra.get("identity"))
             extra["run"], extra["identity"] = run, who
             if identity.namespace_for(who) != namespace:
-                namespace = None  # a new identity: load it
+                # A new identity: until it loads, nothing reads or writes the old one's.
+                namespace = None
+                extra.pop("namespace", None)
             if self.identity_mode == "user" and who.startswith("session:"):
                 _warn_no_user(extra)
         elif namespace is None and run is None:
@@ -306,27 +308,41 @@ class PersistentView:
     def read(self, key: str, default: Any) -> tuple[Any, int]:
         """``key``'s value in the store (``default`` when unset) and the version read.
 
-        One round trip, outside the scope's lock: a commit with that version refuses if
-        another writer came first. The scope's reads take turns, though, behind a lock
-        of their own whose wait a superseded script run leaves (as the scope's lock);
-        otherwise every rerun of a click flood would queue inside the store's client,
-        where nothing can stop it. Raises StoreUnavailable, UnreadableValueError.
+        One round trip; a commit with that version refuses if another writer came
+        first. Raises StoreUnavailable, UnreadableValueError.
         """
-        turn = self._reads()
-        turn.acquire(None, None, _compat.yield_point if _compat.current_run_marker() else None)
-        try:
-            snap = self._p.store.load(self.namespace)
-        finally:
-            turn.release()
+        snap = self._p.store.load(self.namespace)
         data = snap.values.get(key)
         return (default if data is None else self._p.serializer.loads(key, data)), snap.version
 
-    def _reads(self) -> ScopeLock:
+    def turn(self) -> Turn:
+        """The scope's turn for read-modify-writes that read outside its lock."""
         if self._session is None:
-            return self._p.shared_reads
-        turn = self._session["reads"]
-        assert isinstance(turn, ScopeLock)  # session_view made it
-        return turn
+            return Turn(self._p.shared_turn)
+        lock = self._session["turn"]
+        assert isinstance(lock, ScopeLock)  # session_view made it
+        return Turn(lock)
+
+
+class Turn:
+    """A scope's turn to read-modify-write a stored key: a lock of its own, taken before the
+    scope's lock (never after), whose wait a superseded script run leaves.
+
+    Without it every rerun of a click flood would queue inside the store's client,
+    where nothing can stop it, and the scope's own writers would conflict.
+    """
+
+    __slots__ = ("_lock", "result")
+
+    def __init__(self, lock: ScopeLock) -> None:
+        self._lock = lock
+        self.result: Any = None
+
+    def __enter__(self) -> None:
+        self._lock.acquire(None, None, _compat.yield_point if _compat.in_script_run() else None)
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 class TransactionReads(Mapping[str, Any]):

@@ -32,7 +32,7 @@ class SharedState(Scope):
         first_use = self._before_first_use
         if first_use is not None:  # an app may use only `shared`: it must get the store too
             first_use()
-        if _compat.current_run_marker() is None:  # a worker: nothing can supersede it
+        if not _compat.in_script_run():  # a worker: nothing can supersede it
             self._lock.acquire(timeout)
         else:
             _compat.yield_point()  # a superseded run ends here, as at st.session_state

@@ -39,12 +39,16 @@ CREATE TABLE IF NOT EXISTS safestate_items (
 _FileId = tuple[int, int]  # (st_dev, st_ino): which file a path names
 
 
-def _file_id(path: str) -> _FileId | None:
-    """The identity of the file at ``path``, or None when there is none (or it cannot be seen)."""
+def _file_id(path: str, unseen: _FileId | None) -> _FileId | None:
+    """The identity of the file at ``path``, None when there is none, ``unseen`` when it cannot
+    be told (a passing stat error, e.g. on NFS, must not count as a removal: that would
+    delete a live file's WAL)."""
     try:
         found = os.stat(path)
-    except OSError:
+    except FileNotFoundError:
         return None
+    except OSError:
+        return unseen
     return found.st_dev, found.st_ino
 
 
@@ -86,7 +90,7 @@ class SQLiteStore(Store):
 
         Raises sqlite3.Error, StoreUnavailable.
         """
-        found = _file_id(self.path)  # the one stat of a round trip
+        found = _file_id(self.path, self._file)  # the one stat of a round trip
         with self._lock:
             while self._reopening:
                 self._lock.wait()
@@ -134,7 +138,7 @@ class SQLiteStore(Store):
         Called with the lock held. Raises sqlite3.Error.
         """
         held = self._file
-        if held is not None and _file_id(self.path) == held:
+        if held is not None and _file_id(self.path, held) == held:
             return  # another thread reopened it meanwhile
         self._reopening = True
         try:
@@ -148,7 +152,7 @@ class SQLiteStore(Store):
             deadline = time.monotonic() + self._busy_timeout
             while self._retired_in_use and (left := deadline - time.monotonic()) > 0:
                 self._lock.wait(left)
-            if held is not None and _file_id(self.path) is None:
+            if held is not None and _file_id(self.path, held) is None:
                 # A new database must not replay the old one's WAL: that resurrects old
                 # pages or corrupts the new file. (Where it cannot be removed, the new
                 # file cannot be created either: that error names the directory.)
@@ -162,7 +166,7 @@ class SQLiteStore(Store):
                 db.close()
                 raise
             self._idle.append(db)
-            self._file = _file_id(self.path)
+            self._file = _file_id(self.path, None)
         finally:
             self._reopening = False
             self._lock.notify_all()
@@ -177,7 +181,7 @@ class SQLiteStore(Store):
                              timeout=self._busy_timeout, isolation_level=None,
                              check_same_thread=False)
         try:
-            if file is not None and _file_id(self.path) != file:
+            if file is not None and _file_id(self.path, file) != file:
                 # Before it reads, and so recovers, a WAL that is not its generation's.
                 raise self._moved(writing)
             db.execute("PRAGMA journal_mode=WAL")
@@ -191,7 +195,7 @@ class SQLiteStore(Store):
     def _unavailable(self, exc: BaseException, file: _FileId | None,
                      writing: bool) -> StoreUnavailable:
         """The error for ``exc``, with the check that fits the path's state."""
-        if file is not None and _file_id(self.path) != file:
+        if file is not None and _file_id(self.path, file) != file:
             return self._moved(writing, f"{type(exc).__name__}: {exc}")
         folder = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(folder):
@@ -242,7 +246,7 @@ class SQLiteStore(Store):
                 self._checkin(generation, db)
         except sqlite3.Error as exc:
             raise self._unavailable(exc, file, writing) from exc
-        if writing and _file_id(self.path) != file:
+        if writing and _file_id(self.path, file) != file:
             raise self._moved(writing)
 
     def load(self, namespace: str) -> Snapshot:
