@@ -32,13 +32,17 @@ class SharedState(Scope):
         first_use = self._before_first_use
         if first_use is not None:  # an app may use only `shared`: it must get the store too
             first_use()
-        if not _compat.in_script_run():  # a worker: nothing can supersede it
-            self._lock.acquire(timeout)
-        else:
-            _compat.yield_point()  # a superseded run ends here, as at st.session_state
-            self._lock.acquire(timeout, None, _compat.yield_point)
         view = self._view
-        return self._lock, self._data if view is None else view
+        if view is None or not _compat.in_script_run():
+            # In memory the lock is held for microseconds (as a plain dict under a lock
+            # would be); a worker has nothing to supersede it.
+            self._lock.acquire(timeout)
+            return self._lock, self._data if view is None else view
+        # In a store, the lock is held across round trips: a run the user clicked past
+        # ends here, as at st.session_state, and leaves the lock's queue.
+        _compat.yield_point()
+        self._lock.acquire(timeout, None, _compat.yield_point)
+        return self._lock, view
 
     def clear(self) -> None:
         """Remove every key."""
