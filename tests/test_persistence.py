@@ -409,6 +409,11 @@ def login_app(url: str) -> None:
         st.session_state["write"] = None
     st.session_state["seen"] = (ss.safe_get("notes"), ss.safe_exists("notes"), notes.draft,
                                 ss.safe_get("draft"))
+    st.session_state.setdefault("seen_runs", []).append((who(), ss.safe_get("notes")))
+    switch = st.session_state.pop("switch_to", None)
+    if switch:  # an in-app login button: set the user, rerun at once
+        st.session_state["login_user"] = switch
+        st.rerun()
 
 
 def test_an_identity_switch_in_a_session_never_shows_the_last_identitys_values(
@@ -734,31 +739,10 @@ def test_a_redis_commit_that_timed_out_is_reported_in_doubt_and_the_cache_follow
         safestate.configure(store="memory://", identity="session", persist=())
 
 
-def rerun_login_app(url: str) -> None:
-    import streamlit as st
-
-    import safestate as ss
-
-    def who() -> str:
-        import streamlit
-
-        return str(streamlit.session_state.get("login_user") or "anonymous")
-
-    ss.configure(store=url, identity=who, persist=["notes"])
-    seen = st.session_state.setdefault("seen_runs", [])
-    seen.append((who(), ss.safe_get("notes")))
-    if st.session_state.get("write"):
-        ss.safe_set("notes", st.session_state.pop("write"))
-    switch = st.session_state.pop("switch_to", None)
-    if switch:  # an in-app login button: set the user, rerun at once
-        st.session_state["login_user"] = switch
-        st.rerun()
-
-
 def test_an_identity_switch_followed_by_st_rerun_shows_nothing_of_the_last_identity(
     store_url: str,
 ) -> None:
-    at = session(rerun_login_app, url=store_url)
+    at = session(login_app, url=store_url)
     at.session_state["login_user"] = "alice"
     at.session_state["write"] = "alice-secret"
     at.run()
