@@ -831,3 +831,49 @@ def test_read_modify_writes_of_one_process_take_turns_instead_of_conflicting(
         safestate.disable_metrics()
         safestate.shared.clear()
         safestate.configure(store="memory://", identity="session", persist=())
+
+
+def test_a_worker_holding_shared_never_deadlocks_with_a_read_modify_write_in_its_turn() -> None:
+    """The script's mutate holds the session's turn while its fn wants `shared`; a worker holds
+    `shared` and increments the same session key. Neither may wait for the other forever."""
+
+    def app() -> None:
+        import threading
+
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.configure(store="memory://", identity=lambda: "turns", persist=["k"])
+        in_fn, worker_holds_shared, worker_done = (threading.Event() for _ in range(3))
+        outcome: dict[str, object] = {}
+
+        def work(handle: ss.SessionHandle) -> None:
+            in_fn.wait(10)
+            with ss.shared.session_lock():
+                worker_holds_shared.set()
+                outcome["worker"] = handle.increment("k")
+            worker_done.set()
+
+        def fn(value: int) -> int:
+            in_fn.set()
+            worker_holds_shared.wait(10)
+            try:
+                with ss.shared.session_lock(timeout=5):  # bounded: a deadlock shows as a timeout
+                    pass
+            except ss.LockTimeoutError:
+                outcome["script"] = "deadlocked"
+            return value + 1
+
+        ss.start_thread(work)
+        outcome["script_result"] = ss.mutate("k", fn, 0)
+        worker_done.wait(10)
+        st.session_state["outcome"] = (outcome.get("script"), ss.safe_get("k"),
+                                       worker_done.is_set())
+
+    try:
+        at = AppTest.from_function(app, default_timeout=60).run()
+        assert not at.exception, at.exception
+        assert at.session_state["outcome"] == (None, 2, True)  # both increments, no deadlock
+    finally:
+        safestate.configure(store="memory://", identity="session", persist=())

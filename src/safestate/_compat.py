@@ -13,6 +13,7 @@ its mapping protocol (get, set and delete an item), which ``verify()`` checks to
 
 from __future__ import annotations
 
+import dis
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal
@@ -80,14 +81,20 @@ def yield_point() -> None:
 
 
 def current_run_marker() -> object | None:
-    """An object that is new for every script run on the calling thread, or None outside one.
+    """An object that is new for every script run, on the script's own thread; else None.
 
     Not the ScriptRunContext: Streamlit keeps one per script thread and resets it for
     each rerun on that thread (``st.rerun()``, a click during a run). ``reset()`` makes
     its ``cursors`` dict anew (since 1.0; a fragment run installs a copy of its own).
+    Other threads that carry the context (parallel fragments, ``add_script_run_ctx``)
+    get None: only the script thread may read query parameters under safestate's lock,
+    since it is the thread that holds Streamlit's state lock through widget callbacks.
+    ``_main_thread_ident`` is set by ``ScriptRunContext.__post_init__`` (since 1.40).
     """
     ctx = get_script_run_ctx(suppress_warning=True)
-    return None if ctx is None else ctx.cursors
+    if ctx is None or threading.get_ident() != ctx._main_thread_ident:
+        return None
+    return ctx.cursors
 
 
 def in_script_run() -> bool:
@@ -283,5 +290,8 @@ def verify() -> None:
     need(assigns(ScriptRunner, "_session_state"), "ScriptRunner._session_state")
     from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
 
-    need("cursors" in vars(ScriptRunContext)["reset"].__code__.co_names,
-         "ScriptRunContext.reset making cursors anew")
+    stores = {(i.opname, i.argval) for i in dis.get_instructions(vars(ScriptRunContext)["reset"])}
+    need(("STORE_ATTR", "cursors") in stores, "ScriptRunContext.reset making cursors anew")
+    need(assigns(ScriptRunContext, "_main_thread_ident")
+         or "_main_thread_ident" in vars(ScriptRunContext)["__post_init__"].__code__.co_names,
+         "ScriptRunContext._main_thread_ident")

@@ -25,6 +25,29 @@ _get_ident = threading.get_ident
 INTERRUPT_POLL = 0.02
 
 
+class _Holding(threading.local):
+    """How many of safestate's locks the calling thread holds (see ``locks_held``)."""
+
+    count = 0
+
+
+_holding = _Holding()
+
+
+def locks_held() -> int:
+    """How many of safestate's locks (scope locks, turns, app-dependency locks) this thread holds.
+
+    A thread that holds one must not block on a lock that is taken before it elsewhere
+    (a read-modify-write's turn): that could close a cycle of waiting threads.
+    """
+    return _holding.count
+
+
+def note_held(change: int) -> None:
+    """Count a lock taken (+1) or let go (-1) that is not a ScopeLock (an app dependency's)."""
+    _holding.count += change
+
+
 def check_timeout(timeout: float | None) -> None:
     """Raise TypeError/ValueError unless ``timeout`` is None or a number >= 0."""
     if timeout is None:
@@ -104,6 +127,7 @@ class ScopeLock:
                 observe(_events.scope_of(self.key), waited / 1e9)
         self.owner = me
         self.depth = 1
+        _holding.count += 1
         return waited
 
     def _wait_interruptibly(
@@ -136,6 +160,7 @@ class ScopeLock:
         if self.depth == 0:
             self.last_used = monotonic()
             self.owner = None
+            _holding.count -= 1
             self._lock.release()
 
     def try_acquire_free(self) -> bool:
@@ -144,6 +169,19 @@ class ScopeLock:
             return False
         self.owner = _get_ident()
         self.depth = 1
+        _holding.count += 1
+        return True
+
+    def try_acquire(self) -> bool:
+        """Take the lock (again, if this thread holds it) only if that needs no wait."""
+        if self.owner == _get_ident():
+            self.depth += 1
+            return True
+        if not self._lock.acquire(False):
+            return False
+        self.owner = _get_ident()
+        self.depth = 1
+        _holding.count += 1
         return True
 
     @property

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from . import _events
 from ._compat import current_run
+from ._locks import note_held
 from ._scope import check_key
 from .errors import DependencyNotReady, NoSessionError, UnknownDependencyError, quote, redact
 
@@ -292,6 +293,7 @@ class DependencyRegistry:
                 with self._guard:
                     del self._builders[dep.name]
                 self._app_locks[dep.name].release()
+                note_held(-1)
         if validate:
             self._check(dep, value, None)
         return value
@@ -305,6 +307,7 @@ class DependencyRegistry:
         with self._guard:
             if lock.acquire(False):
                 self._builders[dep.name] = me
+                note_held(1)  # the factory runs under it: safestate must know (see locks_held)
                 return
             # Follow who holds what we want, and what that thread waits for, back to us.
             # Checked and recorded under one guard, so of two threads closing a cycle at
@@ -333,6 +336,7 @@ class DependencyRegistry:
                 del self._waiting[me]
                 if acquired:
                     self._builders[dep.name] = me
+                    note_held(1)
 
     def _build(self, dep: Dependency, state: Any) -> Any:
         building = self._building

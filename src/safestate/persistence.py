@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from . import _compat, _events, identity
-from ._locks import ScopeLock
+from ._locks import ScopeLock, locks_held
 from .errors import StoreUnavailable, UnreadableValueError, WriteInDoubt
 from .serialization import Serializer
 from .stores.base import Snapshot, Store
@@ -91,6 +91,7 @@ class Persistence:
             if self.identity_mode == "user" and who.startswith("session:"):
                 _warn_no_user(extra)
         elif namespace is None and run is None:
+            lock.extra = extra  # its turn and in-doubt mark are the session's
             known = extra.get("identity") or "session:" + session_id
             view = PersistentView(self, identity.namespace_for(str(known)), local, extra)
             view.refresh_quietly()
@@ -332,17 +333,27 @@ class Turn:
     where nothing can stop it, and the scope's own writers would conflict.
     """
 
-    __slots__ = ("_lock", "result")
+    __slots__ = ("_lock", "_taken", "result")
 
     def __init__(self, lock: ScopeLock) -> None:
         self._lock = lock
+        self._taken = False
         self.result: Any = None
 
     def __enter__(self) -> None:
+        if locks_held():
+            # This thread holds another of safestate's locks: waiting for the turn could
+            # close a cycle (its holder's fn may want that lock). Take it only if free;
+            # otherwise go on without it (optimistic: a conflict is retried).
+            self._taken = self._lock.try_acquire()
+            return
         self._lock.acquire(None, None, _compat.yield_point if _compat.in_script_run() else None)
+        self._taken = True
 
     def __exit__(self, *exc: object) -> None:
-        self._lock.release()
+        if self._taken:
+            self._taken = False
+            self._lock.release()
 
 
 class TransactionReads(Mapping[str, Any]):
