@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEMO = REPO / "examples" / "demo"
@@ -40,31 +40,37 @@ class DemoServer:
 
     def __init__(
         self, variant: str, log: pathlib.Path, *, session_ttl: int = 5, metrics: bool = True,
-        options: Sequence[str] = (),
+        options: Sequence[str] = (), app: pathlib.Path | None = None, cwd: pathlib.Path = DEMO,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """Start it; ``options`` are more Streamlit settings as "section.name=value"."""
+        """Start it; ``options`` are more Streamlit settings as "section.name=value".
+
+        ``app`` serves another script than the variant's demo, from ``cwd``, with ``env``
+        in place of this process's environment.
+        """
         self.variant = variant
         self.port = free_port()
         self.metrics_port = free_port() if metrics and variant == "safestate" else None
         self.session_ttl = session_ttl
         self.log = log
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
         if self.metrics_port is not None:
             env["SAFESTATE_METRICS_PORT"] = str(self.metrics_port)
         streamlit = pathlib.Path(sys.executable).parent / "streamlit"
         self.proc = subprocess.Popen(
             [
-                str(streamlit), "run", str(APPS[variant]),
+                str(streamlit), "run", str(app or APPS[variant]),
                 "--server.address", "127.0.0.1",
                 "--server.port", str(self.port),
                 "--server.headless", "true",
                 "--browser.gatherUsageStats", "false",
                 "--server.fileWatcherType", "none",
+                "--server.runOnSave", "false",
                 # Closed tabs end this many seconds later (Streamlit's default is 120).
                 "--server.disconnectedSessionTTL", str(session_ttl),
                 *(part for option in options for part in _flag(option)),
             ],
-            cwd=DEMO,
+            cwd=cwd,
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
             env=env,
@@ -154,3 +160,59 @@ def parse_metrics(text: str) -> dict[str, float]:
         except (ValueError, IndexError):
             continue
     return samples
+
+
+class RedisServer:
+    """A real redis-server on 127.0.0.1 and a free port, data in ``workdir``.
+
+    ``durable`` keeps an append-only file synced on every write (a restart replays it);
+    otherwise nothing is kept. ``start()`` after ``stop()`` starts it again on its port.
+    """
+
+    def __init__(self, workdir: pathlib.Path, durable: bool = True) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.durable = durable
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start it and wait until it answers PING. Raises TimeoutError, RuntimeError."""
+        keep = (["--appendonly", "yes", "--appendfsync", "always"] if self.durable
+                else ["--appendonly", "no"])
+        with (self.workdir / "redis.log").open("ab") as out:
+            self.proc = subprocess.Popen(
+                ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
+                 "--dir", str(self.workdir), "--save", "", *keep, "--protected-mode", "yes"],
+                stdout=out, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}: see "
+                                   f"{self.workdir / 'redis.log'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)  # polling interval of a bounded wait
+        self.stop()
+        raise TimeoutError(f"redis-server on port {self.port} did not answer PING")
+
+    def stop(self) -> None:
+        """Stop it (killed if it does not end within 10 s); a no-op when stopped."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

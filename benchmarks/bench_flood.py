@@ -38,9 +38,7 @@ import os
 import pathlib
 import re
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -48,12 +46,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any
+from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 from _loadclient import TIMEOUTS, Tab, trigger
-from _loadserver import DemoServer, _flag, free_port
+from _loadserver import DemoServer, RedisServer, _flag
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
@@ -70,98 +68,16 @@ FLOOD_IDENTITY = "flood"
 
 # -- the servers --------------------------------------------------------------------------------
 class FloodServer(DemoServer):
-    """One ``streamlit run`` of _flood_app.py (DemoServer's health wait and stop, another app)."""
+    """One ``streamlit run`` of _flood_app.py (the demo's server, another app)."""
 
     def __init__(
         self, variant: str, workdir: pathlib.Path, env_extra: dict[str, str],
         options: Sequence[str] = (),
     ) -> None:
-        self.variant = variant
-        self.port = free_port()
-        self.metrics_port = None
-        self.session_ttl = 5
-        self.log = workdir / f"streamlit-{variant}.log"
         # Whatever SAFESTATE_* this shell has would change the variant under test: dropped.
         env = {k: v for k, v in os.environ.items() if not k.startswith("SAFESTATE_")}
-        env.update(env_extra, PYTHONUNBUFFERED="1")
-        streamlit = pathlib.Path(sys.executable).parent / "streamlit"
-        self._out: IO[bytes] = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            [
-                str(streamlit), "run", str(APP),
-                "--server.address", "127.0.0.1",
-                "--server.port", str(self.port),
-                "--server.headless", "true",
-                "--browser.gatherUsageStats", "false",
-                "--server.fileWatcherType", "none",
-                "--server.runOnSave", "false",
-                *(part for option in options for part in _flag(option)),
-            ],
-            cwd=workdir,  # no .streamlit/ config or secrets of the repo's apps
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        try:
-            self.wait_healthy()
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        try:
-            super().stop()
-        finally:
-            self._out.close()
-
-
-class RedisServer:
-    """A real redis-server on 127.0.0.1 and a free port, data in ``workdir``, no persistence."""
-
-    def __init__(self, workdir: pathlib.Path, timeout: float = 20.0) -> None:
-        self.port = free_port()
-        self._out = (workdir / "redis.log").open("ab")
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--bind", "127.0.0.1", "--port", str(self.port),
-             "--dir", str(workdir), "--save", "", "--appendonly", "no",
-             "--protected-mode", "yes"],
-            stdout=self._out, stderr=subprocess.STDOUT,
-        )
-        try:
-            self._wait(timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def _wait(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)  # polling interval of a bounded wait
-        raise TimeoutError(f"redis-server on port {self.port} did not answer PING")
-
-    def stop(self) -> None:
-        try:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(10)
-        finally:
-            self._out.close()
+        super().__init__(variant, workdir / f"streamlit-{variant}.log", metrics=False,
+                         options=options, app=APP, cwd=workdir, env={**env, **env_extra})
 
 
 # -- the thread sampler -------------------------------------------------------------------------
@@ -553,7 +469,7 @@ def run_variant(variant: str, s: Settings, workdir: pathlib.Path) -> Result:
         if variant == "redis":
             if not pathlib.Path(REDIS_SERVER).exists():
                 raise RuntimeError(f"{REDIS_SERVER} is missing (`make test` installs it)")
-            redis = RedisServer(workdir)
+            redis = RedisServer(workdir, durable=False)
             url = redis.url
         elif variant == "sqlite":
             url = f"sqlite:///{workdir / 'flood.db'}"  # an absolute path: sqlite:////...

@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,16 +15,14 @@ from streamlit.testing.v1 import AppTest
 
 HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "benchmarks"))  # one redis launcher for tests and benches
 
+from _loadserver import RedisServer, free_port  # noqa: E402
 from streamlit_client import wait_healthy  # noqa: E402
 
+__all__ = ["RedisServer", "free_port"]  # tests import them from here
+
 DISCONNECTED_TTL = 5  # seconds a closed tab's session stays resumable in the test server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -99,44 +95,6 @@ def run_app(app: Any, **kwargs: Any) -> AppTest:
     at = AppTest.from_function(app, kwargs=kwargs, default_timeout=60).run()
     assert not at.exception, [e.message for e in at.exception]
     return at
-
-
-class RedisServer:
-    """A real redis-server on a free port; data in a temp dir (append-only, fsync always)."""
-
-    def __init__(self, workdir: pathlib.Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
-             "--dir", str(self.workdir), "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--protected-mode", "yes"],
-            stdout=(self.workdir / "redis.log").open("ab"), stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)  # polling interval of a bounded wait
-        raise TimeoutError(f"redis-server on port {self.port} did not answer PING")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
 
 
 @pytest.fixture(scope="session")

@@ -180,13 +180,16 @@ class Scope:
                     turn = state.turn()
             finally:
                 lock.release()
-            if turn is not None and self._turn_commit(turn, key, fn, default, check, state):
-                return cast("T", turn.result)
+            if turn is not None:
+                done, new = self._turn_commit(turn, key, fn, default, check, state)
+                if done:
+                    return cast("T", new)
             backoff(attempt)  # another process wrote first: read again
         raise VersionConflict(key, -1, -1)
 
     def _turn_commit(self, turn: Turn, key: str, fn: Callable[[Any], Any], default: Any,
-                     check: Callable[[str, Any], Any], read_from: PersistentView) -> bool:
+                     check: Callable[[str, Any], Any], read_from: PersistentView,
+                     ) -> tuple[bool, Any]:
         """One optimistic read-modify-write of a stored key, in the scope's turn.
 
         The store round trip of the read happens outside the scope's lock, so the
@@ -194,8 +197,8 @@ class Scope:
         read-modify-writes of the scope from conflicting with each other, and a script
         run that Streamlit superseded leaves its wait. The commit takes the lock: the
         session's cache must change in the store's order, and a key Streamlit refuses
-        (a widget drawn this run) must fail before the store changes. Returns whether it
-        committed (the new value in ``turn.result``); False on a version conflict.
+        (a widget drawn this run) must fail before the store changes. Returns (committed,
+        new value); not committed on a version conflict.
         """
         with turn:
             current, version = read_from.read(key, default)
@@ -203,15 +206,14 @@ class Scope:
             lock, state = self._enter("mutate")
             try:
                 if type(state) is not PersistentView or state.namespace != read_from.namespace:
-                    return False  # reconfigured or another identity meanwhile: start over
+                    return False, None  # reconfigured or another identity meanwhile: again
                 try:
                     state.apply([(key, new)], expected_version=version)
                 except VersionConflict:
-                    return False
+                    return False, None
             finally:
                 lock.release()
-        turn.result = new
-        return True
+        return True, new
 
     def increment(self, key: str, by: int | float = 1) -> Any:
         """Atomically add ``by`` to ``key`` (0 when unset); return the new value.

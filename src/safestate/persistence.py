@@ -333,12 +333,11 @@ class Turn:
     where nothing can stop it, and the scope's own writers would conflict.
     """
 
-    __slots__ = ("_lock", "_taken", "result")
+    __slots__ = ("_lock", "_taken")
 
     def __init__(self, lock: ScopeLock) -> None:
         self._lock = lock
         self._taken = False
-        self.result: Any = None
 
     def __enter__(self) -> None:
         if locks_held():
