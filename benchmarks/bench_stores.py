@@ -22,18 +22,17 @@ import gc
 import json
 import pathlib
 import shutil
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from _loadserver import RedisServer
 
 import safestate
 
@@ -183,46 +182,6 @@ def bench_sqlite(tmp: pathlib.Path) -> list[Row]:
 
 
 # -- Redis: our own redis-server, no persistence --------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def redis_server(workdir: pathlib.Path) -> Iterator[str]:
-    """A redis-server on a free port (no RDB, no AOF) for the block; yields its URL."""
-    port = _free_port()
-    with (workdir / "redis.log").open("wb") as log:
-        proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
-             "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"redis-server did not answer on port {port}; see "
-                                 f"{workdir / 'redis.log'}")
-            time.sleep(0.05)  # polling interval of a bounded wait
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def bench_redis(url: str) -> list[Row]:
     import redis
 
@@ -293,8 +252,11 @@ def main() -> None:
                     notes.append("redis skipped: redis-py is missing "
                                  "(pip install 'streamlit-safestate[redis]')")
                 else:
-                    with redis_server(workdir) as url:
-                        rows += bench_redis(url)
+                    server = RedisServer(workdir, durable=False)
+                    try:
+                        rows += bench_redis(server.url)
+                    finally:
+                        server.stop()
         finally:
             safestate.configure(store="memory://")  # closes the last store before the dir goes
     print_table(rows, notes)
