@@ -29,6 +29,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports
 
 test: lint $(CHROMIUM) $(REDIS)
 	$(PY) -m pytest

@@ -158,12 +158,12 @@ results["thread_ops"] = THREADS * THREAD_OPS
 # The same with metrics on: what a scrape-based collector and slow-path hooks cost.
 from prometheus_client import CollectorRegistry  # noqa: E402
 
-safestate.enable_metrics(registry=CollectorRegistry())
+safestate.monitoring.enable_metrics(registry=CollectorRegistry())
 try:
     results["safe_set_metrics"] = per_op(safe_set)
     results["safe_get_metrics"] = per_op(safe_get)
     pairs = [contention() for _ in range(5)]
     results["shared_threads_metrics_s"] = statistics.median(p[1] for p in pairs)
 finally:
-    safestate.disable_metrics()
+    safestate.monitoring.disable_metrics()
 st.session_state["bench"] = results

@@ -439,7 +439,7 @@ def score(result: Result, final: list[int], applied_file: pathlib.Path, last: in
 def store_log(url: str) -> list[int]:
     """The log as the store holds it (the store variants' fixed identity's namespace)."""
     from safestate.identity import namespace_for
-    from safestate.stores.base import open_store
+    from safestate.stores import open_store
 
     store = open_store(url)
     try:

@@ -7,11 +7,15 @@ import pathlib
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
+
+import safestate.testing
+from safestate.app import App
 
 HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -20,7 +24,21 @@ sys.path.insert(0, str(HERE.parent / "benchmarks"))  # one redis launcher for te
 from _loadserver import RedisServer, free_port  # noqa: E402
 from streamlit_client import wait_healthy  # noqa: E402
 
-__all__ = ["RedisServer", "free_port"]  # tests import them from here
+from safestate.stores import open_store  # noqa: E402
+
+__all__ = ["RedisServer", "free_port", "wait_for"]  # tests import them from here
+
+#: Seconds between two looks at a condition a test waits for (never synchronization).
+POLL = 0.005
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    """Return once ``condition()`` is true; after ``timeout`` s, fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(POLL)  # the polling interval of a bounded wait
 
 DISCONNECTED_TTL = 5  # seconds a closed tab's session stays resumable in the test server
 
@@ -90,6 +108,14 @@ def supersede_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     yield from serve("supersede_app.py", tmp_path_factory)
 
 
+@pytest.fixture(autouse=True)
+def fresh_app() -> Iterator[App]:
+    """Each test runs against a new safestate app: no sessions, keys, schema or settings of
+    another test's."""
+    with safestate.testing.fresh_app() as app:
+        yield app
+
+
 def run_app(app: Any, **kwargs: Any) -> AppTest:
     """Run ``app`` (a function doing its own imports) in a real script run; no exception."""
     at = AppTest.from_function(app, kwargs=kwargs, default_timeout=60).run()
@@ -103,3 +129,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
+    """The URL of an empty store of each kind: memory, a new SQLite file, a flushed Redis db."""
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    server: RedisServer = request.getfixturevalue("redis_server")
+    store = open_store(server.url)
+    store._client.flushdb()  # type: ignore[attr-defined]
+    store.close()
+    return server.url

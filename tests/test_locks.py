@@ -7,9 +7,10 @@ import threading
 import time
 
 import pytest
+from conftest import wait_for
 
-from safestate import LockTimeoutError
 from safestate._locks import LockRegistry, check_timeout
+from safestate.errors import LockTimeoutError
 
 
 class _State:
@@ -24,7 +25,7 @@ def test_freeing_entries_while_they_are_used_never_breaks_mutual_exclusion() -> 
 
     def user() -> None:
         for _ in range(ops):
-            entry = registry.acquire("s1")
+            entry = registry.locked("s1")
             try:
                 value = counter["n"]
                 time.sleep(0)  # invite a thread switch inside the critical section
@@ -60,7 +61,7 @@ def test_freeing_entries_while_they_are_used_never_breaks_mutual_exclusion() -> 
 
 def test_a_held_lock_is_never_freed() -> None:
     registry = LockRegistry()
-    entry = registry.acquire("s1")
+    entry = registry.locked("s1")
     assert registry.remove_if_free("s1") is False
     assert registry.sweep(lambda key: True) == 0
     assert registry.get("s1") is entry
@@ -71,14 +72,14 @@ def test_a_held_lock_is_never_freed() -> None:
 
 def test_reentrant_and_timeout() -> None:
     registry = LockRegistry()
-    outer = registry.acquire("s1")
-    inner = registry.acquire("s1")
+    outer = registry.locked("s1")
+    inner = registry.locked("s1")
     assert inner is outer and outer.depth == 2
     errors: list[BaseException] = []
 
     def other() -> None:
         try:
-            registry.acquire("s1", timeout=0.05)
+            registry.locked("s1", timeout=0.05)
         except BaseException as exc:
             errors.append(exc)
 
@@ -94,31 +95,18 @@ def test_reentrant_and_timeout() -> None:
     assert not outer.held
 
 
-def _blocked_in_acquire(thread: threading.Thread) -> bool:
-    """Whether ``thread`` is inside ScopeLock.acquire's blocking wait (read from its frame)."""
-    frame = sys._current_frames().get(thread.ident or -1)
-    while frame is not None:
-        if frame.f_code.co_name == "acquire" and "start" in frame.f_locals:
-            return True
-        frame = frame.f_back
-    return False
-
-
 def test_waits_are_counted_by_the_holder() -> None:
     registry = LockRegistry()
-    entry = registry.acquire("s1")
+    entry = registry.locked("s1")
     done = threading.Event()
 
     def waiter() -> None:
-        registry.acquire("s1").release()
+        registry.locked("s1").release()
         done.set()
 
     t = threading.Thread(target=waiter)
     t.start()
-    deadline = time.monotonic() + 10
-    while not _blocked_in_acquire(t) and time.monotonic() < deadline:
-        time.sleep(0.001)  # polling interval of a bounded wait
-    assert _blocked_in_acquire(t)
+    wait_for(lambda: entry.waiters == 1, "the waiter to block on the lock")
     entry.release()
     t.join(30)
     assert done.is_set()
@@ -127,12 +115,10 @@ def test_waits_are_counted_by_the_holder() -> None:
 
 def test_a_wait_on_a_freed_entry_still_counts() -> None:
     registry = LockRegistry()
-    entry = registry.acquire("s1")
-    t = threading.Thread(target=lambda: registry.acquire("s1").release())
+    entry = registry.locked("s1")
+    t = threading.Thread(target=lambda: registry.locked("s1").release())
     t.start()
-    deadline = time.monotonic() + 10
-    while not _blocked_in_acquire(t) and time.monotonic() < deadline:
-        time.sleep(0.001)  # polling interval of a bounded wait
+    wait_for(lambda: entry.waiters == 1, "the waiter to block on the lock")
     # Free the entry while the waiter waits on it: the waiter must count its wait anyway.
     entry.dead = True
     with registry._guard:
@@ -154,12 +140,12 @@ def test_timeouts_are_checked_and_bound_the_whole_call() -> None:
 def test_entry_keeps_the_latest_state_and_lets_go_when_freed() -> None:
     registry = LockRegistry()
     old, new = _State(), _State()
-    registry.acquire("s1", old).release()
-    registry.acquire("s1", new).release()  # AppTest reuses one id for a new state object
+    registry.locked("s1", old).release()
+    registry.locked("s1", new).release()  # AppTest reuses one id for a new state object
     entry = registry.get("s1")
-    assert entry is not None and entry.state is new
+    assert entry is not None and entry.record is not None and entry.record.state is new
     assert registry.sweep(lambda key: key == "s1") == 1
-    assert registry.entries() == [] and entry.state is None and entry.dead
+    assert registry.entries() == [] and entry.record is None and entry.dead
 
 
 def test_registry_memory_per_session_stays_under_1_kib() -> None:
@@ -172,7 +158,7 @@ def test_registry_memory_per_session_stays_under_1_kib() -> None:
         before = tracemalloc.get_traced_memory()[0]
         registry = LockRegistry()
         for i, state in enumerate(states):
-            registry.acquire(f"{i:08d}-0000-4000-8000-000000000000", state).release()
+            registry.locked(f"{i:08d}-0000-4000-8000-000000000000", state).release()
         per_session = (tracemalloc.get_traced_memory()[0] - before) / count
     finally:
         tracemalloc.stop()

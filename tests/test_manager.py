@@ -10,7 +10,7 @@ from conftest import run_app as run
 from streamlit.testing.v1 import AppTest
 
 import safestate
-from safestate import (
+from safestate.errors import (
     EmptyKeyError,
     InvalidKeyError,
     NoSessionError,
@@ -30,7 +30,7 @@ def test_values_live_in_st_session_state_both_ways() -> None:
         st.session_state["seen_plain"] = ss.safe_get("plain")
         st.session_state["exists"] = (ss.safe_exists("name"), ss.safe_exists("nope"))
         st.session_state["missing"] = ss.safe_get("nope", "dflt")
-        st.session_state["sid"] = ss.session_id()
+        st.session_state["sid"] = ss.session_manager.session_id()
 
     at = run(app)
     assert at.session_state["name"] == "ada"
@@ -250,16 +250,16 @@ def test_session_lock_is_reentrant_and_decorates() -> None:
 
         import safestate as ss
 
-        @ss.with_session_lock
+        @ss.session_manager.with_session_lock
         def bump() -> int:
             return ss.increment("n")
 
-        @ss.with_session_lock()
+        @ss.session_manager.with_session_lock()
         def bump_twice() -> int:
             bump()
             return bump()
 
-        with ss.session_lock(), ss.with_session_lock(), ss.session_lock(timeout=1):
+        with ss.session_lock(), ss.session_manager.with_session_lock(), ss.session_lock(timeout=1):
             ss.safe_set("n", 0)
             st.session_state["r"] = (bump(), bump_twice())
 
@@ -269,7 +269,7 @@ def test_session_lock_is_reentrant_and_decorates() -> None:
 
 def test_with_session_lock_rejects_non_callables() -> None:
     with pytest.raises(TypeError, match="decorates a function"):
-        safestate.with_session_lock(42)  # type: ignore[call-overload]
+        safestate.session_manager.with_session_lock(42)  # type: ignore[call-overload]
 
 
 def test_worker_threads_lose_no_update() -> None:
@@ -280,7 +280,7 @@ def test_worker_threads_lose_no_update() -> None:
 
         threads, ops = 8, 300
 
-        def worker(h: ss.SessionHandle) -> None:
+        def worker(h: ss.manager.SessionHandle) -> None:
             for _ in range(ops):
                 h.increment("inc")
                 h.mutate("mut", lambda v: v + 1, 0)
@@ -328,7 +328,7 @@ def test_handle_reaches_its_session_from_a_worker() -> None:
 
         import safestate as ss
 
-        def worker(h: ss.SessionHandle, label: str) -> None:
+        def worker(h: ss.manager.SessionHandle, label: str) -> None:
             h.safe_set("progress", 100)
             h.safe_update({"label": label})
             st.session_state  # noqa: B018  (no context here: must not be touched)
@@ -369,7 +369,7 @@ def test_start_thread_rejects_a_non_callable() -> None:
         lambda: safestate.increment("k"),
         lambda: safestate.transaction().__enter__(),
         lambda: safestate.session_lock().__enter__(),
-        lambda: safestate.session_id(),
+        lambda: safestate.session_manager.session_id(),
         lambda: safestate.current(),
         lambda: safestate.start_thread(print),
     ],
@@ -396,10 +396,10 @@ def test_session_stats_count_operations_and_memory() -> None:
 
         import safestate as ss
 
-        before = ss.get_session_stats()["operations"]
+        before = ss.session_manager.get_session_stats()["operations"]
         for _ in range(10):
             ss.safe_set("x", 1)
-        st.session_state["stats"] = ss.get_session_stats()
+        st.session_state["stats"] = ss.session_manager.get_session_stats()
         st.session_state["delta"] = st.session_state["stats"]["operations"] - before
 
     at = run(app)

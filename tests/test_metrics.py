@@ -5,22 +5,20 @@ from __future__ import annotations
 import logging
 import pathlib
 import socket
-import sys
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Server, free_port, run_app
+from conftest import Server, free_port, run_app, wait_for
 from prometheus_client import CollectorRegistry
 from streamlit_client import StreamlitSession
 
 import safestate
 from safestate import _events
 from safestate._locks import LockRegistry
-from safestate.stores.base import open_store
+from safestate.stores import open_store
 
 HERE = pathlib.Path(__file__).parent
 
@@ -29,25 +27,17 @@ HERE = pathlib.Path(__file__).parent
 def registry() -> Iterator[CollectorRegistry]:
     """Metrics on, into a registry of this test's own; off again afterwards."""
     reg = CollectorRegistry()
-    safestate.enable_metrics(registry=reg)
+    safestate.monitoring.enable_metrics(registry=reg)
     yield reg
-    safestate.disable_metrics()
+    safestate.monitoring.disable_metrics()
 
 
 def value(reg: CollectorRegistry, name: str, **labels: str) -> float:
     return reg.get_sample_value(name, labels) or 0.0
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)  # polling interval of a bounded wait
-
-
 def test_metrics_are_off_by_default() -> None:
-    assert not safestate.metrics_enabled()
+    assert not safestate.monitoring.metrics_enabled()
     assert (_events.lock_wait, _events.store_call, _events.error) == (None, None, None)
     from prometheus_client import REGISTRY
 
@@ -72,23 +62,14 @@ def test_operations_are_counted_exactly(registry: CollectorRegistry) -> None:
     assert value(registry, "safestate_sessions_tracked") >= 1
 
 
-def _blocked_in_acquire(thread: threading.Thread) -> bool:
-    frame = sys._current_frames().get(thread.ident or -1)
-    while frame is not None:
-        # Past the non-blocking try: the thread is waiting for the lock now.
-        if frame.f_code.co_name == "acquire" and "start" in frame.f_locals:
-            return True
-        frame = frame.f_back
-    return False
-
-
 def test_a_lock_wait_is_observed_in_the_histogram(registry: CollectorRegistry) -> None:
     before = value(registry, "safestate_lock_wait_seconds_count", scope="shared")
     waits_before = value(registry, "safestate_lock_waits_total", scope="shared")
     waiter = threading.Thread(target=safestate.shared.increment, args=("waited",))
     with safestate.shared.session_lock():
         waiter.start()
-        wait_for(lambda: _blocked_in_acquire(waiter), "the waiter to block on the lock")
+        wait_for(lambda: safestate.shared.stats()["lock_waiters"] == 1,
+                 "the waiter to block on the lock")
     waiter.join(10)
     assert value(registry, "safestate_lock_wait_seconds_count", scope="shared") == before + 1
     assert value(registry, "safestate_lock_waits_total", scope="shared") == waits_before + 1
@@ -114,7 +95,7 @@ def test_lock_timeout_is_counted_and_logged_without_values(
         t = threading.Thread(target=contender)
         t.start()
         t.join(10)
-    assert [type(e) for e in outcome] == [safestate.LockTimeoutError]
+    assert [type(e) for e in outcome] == [safestate.errors.LockTimeoutError]
     assert value(registry, "safestate_errors_total", error="LockTimeoutError") == before + 1
     assert "lock timeout" in caplog.text and "the shared state" in caplog.text
     assert "hunter2" not in caplog.text
@@ -126,12 +107,12 @@ def test_a_session_lock_timeout_is_one_error(
     caplog.set_level(logging.WARNING, logger="safestate")
     locks = LockRegistry()
     before = value(registry, "safestate_errors_total", error="LockTimeoutError")
-    holder = locks.acquire("sid-1")
+    holder = locks.locked("sid-1")
     outcome: list[BaseException] = []
 
     def contender() -> None:
         try:
-            locks.acquire("sid-1", timeout=0.05)
+            locks.locked("sid-1", timeout=0.05)
         except BaseException as exc:
             outcome.append(exc)
 
@@ -139,7 +120,7 @@ def test_a_session_lock_timeout_is_one_error(
     t.start()
     t.join(10)
     holder.release()
-    assert [type(e) for e in outcome] == [safestate.LockTimeoutError]
+    assert [type(e) for e in outcome] == [safestate.errors.LockTimeoutError]
     assert "0.05" in str(outcome[0])  # the timeout asked for, not what was left of it
     # The registry's slow path waits on the entry with what is left: one error, not two.
     assert value(registry, "safestate_errors_total", error="LockTimeoutError") == before + 1
@@ -154,7 +135,7 @@ def test_store_round_trips_and_latency(
         store.commit("ns", {"k": b"1"})
         store.load("ns")
         store.load("ns")
-        with pytest.raises(safestate.VersionConflict):
+        with pytest.raises(safestate.errors.VersionConflict):
             store.commit("ns", {"k": b"2"}, expected_version=1)
     finally:
         store.close()
@@ -213,17 +194,18 @@ def test_metrics_are_served_on_the_chosen_port() -> None:
     reg = CollectorRegistry()
     port = free_port()
     try:
-        assert safestate.enable_metrics(port, registry=reg) is reg
-        assert safestate.enable_metrics(port, registry=reg) is reg  # every rerun calls it
+        assert safestate.monitoring.enable_metrics(port, registry=reg) is reg
+        # every rerun calls it
+        assert safestate.monitoring.enable_metrics(port, registry=reg) is reg
         with pytest.raises(ValueError, match="already on"):
-            safestate.enable_metrics(port + 1, registry=reg)
+            safestate.monitoring.enable_metrics(port + 1, registry=reg)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             body = resp.read().decode()
         assert "safestate_sessions_tracked" in body
         assert "safestate_operations_total" in body
     finally:
-        safestate.disable_metrics()
-    assert not safestate.metrics_enabled()
+        safestate.monitoring.disable_metrics()
+    assert not safestate.monitoring.metrics_enabled()
 
 
 def test_a_taken_port_raises_and_enables_nothing() -> None:
@@ -233,31 +215,31 @@ def test_a_taken_port_raises_and_enables_nothing() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(OSError, match=f"127.0.0.1:{port}.*choose another port"):
-            safestate.enable_metrics(port, registry=reg)
-    assert not safestate.metrics_enabled()
+            safestate.monitoring.enable_metrics(port, registry=reg)
+    assert not safestate.monitoring.metrics_enabled()
     assert (_events.lock_wait, _events.store_call, _events.error) == (None, None, None)
     # Nothing stayed registered: the same registry takes the metrics again.
     try:
-        assert safestate.enable_metrics(registry=reg) is reg
+        assert safestate.monitoring.enable_metrics(registry=reg) is reg
     finally:
-        safestate.disable_metrics()
+        safestate.monitoring.disable_metrics()
 
 
 def test_disabling_empties_every_slot_and_the_registry() -> None:
     reg = CollectorRegistry()
-    safestate.enable_metrics(registry=reg)
+    safestate.monitoring.enable_metrics(registry=reg)
     assert None not in (_events.lock_wait, _events.store_call, _events.error)
-    safestate.disable_metrics()
+    safestate.monitoring.disable_metrics()
     assert (_events.lock_wait, _events.store_call, _events.error) == (None, None, None)
     assert list(reg.collect()) == []
-    safestate.disable_metrics()  # twice is fine
+    safestate.monitoring.disable_metrics()  # twice is fine
 
 
 @pytest.mark.parametrize("bad", ["9100", 0, 70000, True, 1.5])
 def test_a_bad_port_is_refused(bad: Any) -> None:
     with pytest.raises(ValueError, match="metrics port must be an int"):
-        safestate.enable_metrics(bad, registry=CollectorRegistry())
-    assert not safestate.metrics_enabled()
+        safestate.monitoring.enable_metrics(bad, registry=CollectorRegistry())
+    assert not safestate.monitoring.metrics_enabled()
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -298,42 +280,39 @@ def test_a_deployment_port_serves_live_sessions_and_their_cleanup(
         server.stop()
 
 
-def test_deployment_port_that_is_not_a_port_names_the_setting(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from safestate import config
+def deployed(**settings: str) -> Any:
+    """A fresh app whose deployment (secrets, environment) gives ``settings``."""
+    return safestate.testing.fresh_app(deployment=lambda: settings)
 
-    monkeypatch.setattr(config, "_deployment", {"metrics_port": "ninety"})
-    with pytest.raises(ValueError, match=r"SAFESTATE_METRICS_PORT.*'ninety'"):
-        config._metrics_from_deployment()
-    assert not safestate.metrics_enabled()
+
+def test_deployment_port_that_is_not_a_port_names_the_setting() -> None:
+    with deployed(metrics_port="ninety") as app, pytest.raises(
+            ValueError, match=r"SAFESTATE_METRICS_PORT.*'ninety'"):
+        app.configuration.ensure()
+    assert not safestate.monitoring.metrics_enabled()
 
 
 def test_deployment_port_that_is_taken_is_logged_and_the_app_goes_on(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from safestate import config
-
     caplog.set_level(logging.ERROR, logger="safestate")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        monkeypatch.setattr(config, "_deployment", {"metrics_port": str(port)})
-        config._metrics_from_deployment()  # no exception: monitoring must not stop the app
-    assert not safestate.metrics_enabled()
+        with deployed(metrics_port=str(port)) as app:
+            app.configuration.ensure()  # no exception: monitoring must not stop the app
+    assert not safestate.monitoring.metrics_enabled()
     assert f"127.0.0.1:{port}" in caplog.text
 
 
 def test_deployment_port_when_the_app_already_turned_metrics_on(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, registry: CollectorRegistry
+    caplog: pytest.LogCaptureFixture, registry: CollectorRegistry
 ) -> None:
-    from safestate import config
-
     caplog.set_level(logging.INFO, logger="safestate")
-    monkeypatch.setattr(config, "_deployment", {"metrics_port": str(free_port())})
-    config._metrics_from_deployment()  # the app's own enable_metrics() stands; no error
-    assert safestate.metrics_enabled()
+    with deployed(metrics_port=str(free_port())) as app:
+        app.configuration.ensure()  # the app's own enable_metrics() stands; no error
+    assert safestate.monitoring.metrics_enabled()
     assert "metrics are already on" in caplog.text
 
 
@@ -344,10 +323,10 @@ def test_deployment_port_when_the_app_already_turned_metrics_on(
 ])
 def test_bad_metrics_arguments_are_named_errors(kwargs: dict[str, Any], words: list[str]) -> None:
     with pytest.raises(safestate.errors.InvalidArgumentError) as info:
-        safestate.enable_metrics(**kwargs)
+        safestate.monitoring.enable_metrics(**kwargs)
     for word in words:
         assert word in str(info.value)
-    assert not safestate.metrics_enabled()
+    assert not safestate.monitoring.metrics_enabled()
 
 
 def test_a_store_that_stays_down_logs_once_per_interval_with_a_count(

@@ -6,7 +6,6 @@ import functools
 import os
 import pathlib
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,22 +17,6 @@ from safestate.errors import StoreURLError
 from safestate.stores import open_store
 
 SECRET = "a-test-secret-of-enough-length"
-
-
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[str]:
-    if request.param == "memory":
-        url = "memory://"
-    elif request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'state.db'}"
-    else:
-        server: RedisServer = request.getfixturevalue("redis_server")
-        url = server.url
-        flush = open_store(url)
-        flush._client.flushdb()  # type: ignore[attr-defined]
-        flush.close()
-    yield url
-    safestate.configure(store="memory://", identity="session", persist=(), ttl=None)
 
 
 def session(app: Any, **kwargs: Any) -> AppTest:
@@ -171,7 +154,7 @@ def test_values_that_cannot_be_stored_are_refused_with_nothing_written(store_url
                      lambda: ss.mutate("ok", lambda v: {1, object()})):
             try:
                 call()
-            except ss.NotSerializableError as exc:
+            except ss.errors.NotSerializableError as exc:
                 errors.append((exc.key, str(exc)))
         st.session_state["r"] = (errors, ss.safe_get("ok"), ss.safe_exists("blob"))
 
@@ -203,7 +186,8 @@ def test_persisted_state_expires_after_its_ttl(store_url: str) -> None:
         time.sleep(0.1)  # polling interval of a bounded wait
         seen = session(app, url=store_url, write=False).run().session_state["seen"]
     assert seen is None
-    removed = safestate.cleanup_store()  # on demand; Redis and memory:// drop it themselves
+    # on demand; Redis and memory:// drop it themselves
+    removed = safestate.app().configuration.cleanup()
     assert removed == (1 if store_url.startswith("sqlite") else 0)
 
 
@@ -216,7 +200,7 @@ def test_threads_of_one_identity_lose_no_increment(store_url: str) -> None:
         ss.configure(store=url, identity=lambda: "counter", persist=["n"])
         ss.safe_set("n", 0)
 
-        def work(handle: ss.SessionHandle) -> None:
+        def work(handle: ss.manager.SessionHandle) -> None:
             for _ in range(50):
                 handle.increment("n")
 
@@ -308,7 +292,7 @@ def test_bad_configuration_is_named_and_changes_nothing(
         safestate.configure(**kwargs)
     for word in words:
         assert word in str(info.value)
-    assert safestate.configuration.settings == before
+    assert safestate.app().configuration.settings == before
 
 
 def test_credentials_never_reach_messages() -> None:
@@ -336,7 +320,7 @@ def test_a_dropped_browser_token_is_put_back_and_reset_clears_the_store(
         if not ss.safe_exists("note"):
             ss.safe_set("note", "kept")
         if st.session_state.get("reset_now"):
-            ss.reset_session()
+            ss.session_validator.reset_session()
         st.session_state["seen"] = ss.safe_get("note")
 
     try:
@@ -373,7 +357,7 @@ def test_deployment_settings_apply_whatever_the_first_call(
 
     app = tmp_path / "app.py"
     app.write_text(f"import streamlit as st\nimport safestate\n\n{FIRST_CALLS[first]}\n"
-                   "st.markdown(f'STORE={safestate.configuration.settings.store}')\n")
+                   "st.markdown(f'STORE={safestate.app().configuration.settings.store}')\n")
     runner = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
               "at = AppTest.from_file(sys.argv[1], default_timeout=60).run()\n"
               "print([e.message for e in at.exception] or at.markdown[0].value)\n")
@@ -550,7 +534,7 @@ def test_bad_settings_raise_the_named_error_and_change_nothing(
     for word in words:
         assert word in str(info.value)
     assert len(str(info.value)) < 400  # what it quotes is bounded
-    assert safestate.configuration.settings == before
+    assert safestate.app().configuration.settings == before
 
 
 @pytest.mark.parametrize("url", ["redis://h:notaport/0", "redis://h:99999999/0",
@@ -567,14 +551,12 @@ def test_an_unknown_deployment_setting_is_warned_about(
 ) -> None:
     from safestate import config
 
-    monkeypatch.setattr(config, "_deployment", None)  # read the environment afresh
     monkeypatch.setenv("SAFESTATE_STROE", "sqlite:///typo.db")
     with caplog.at_level("WARNING", logger="safestate"), pytest.warns(UserWarning) as warned:
-        assert config._from_deployment("store") is None
+        assert config.read_deployment()["store"] is None
     message = str(warned[0].message)
     assert "'SAFESTATE_STROE'" in message and "store" in message and "persist" in message
     assert "sqlite:///typo.db" not in message and "SAFESTATE_STROE" in caplog.text
-    monkeypatch.setattr(config, "_deployment", None)
 
 
 def test_a_reconfigure_forgets_the_old_stores_failure(tmp_path: pathlib.Path) -> None:
@@ -811,7 +793,7 @@ def test_read_modify_writes_of_one_process_take_turns_instead_of_conflicting(
     url = f"sqlite:///{tmp_path / 'state.db'}"
     safestate.configure(store=url)
     registry = CollectorRegistry()
-    safestate.enable_metrics(registry=registry)
+    safestate.monitoring.enable_metrics(registry=registry)
     try:
         def body() -> None:
             for _ in range(20):
@@ -828,7 +810,7 @@ def test_read_modify_writes_of_one_process_take_turns_instead_of_conflicting(
                                               {"error": "VersionConflict"}) or 0.0
         assert conflicts == 0  # one process's writers wait their turn; none is wasted
     finally:
-        safestate.disable_metrics()
+        safestate.monitoring.disable_metrics()
         safestate.shared.clear()
         safestate.configure(store="memory://", identity="session", persist=())
 
@@ -848,7 +830,7 @@ def test_a_worker_holding_shared_never_deadlocks_with_a_read_modify_write_in_its
         in_fn, worker_holds_shared, worker_done = (threading.Event() for _ in range(3))
         outcome: dict[str, object] = {}
 
-        def work(handle: ss.SessionHandle) -> None:
+        def work(handle: ss.manager.SessionHandle) -> None:
             in_fn.wait(10)
             with ss.shared.session_lock():
                 worker_holds_shared.set()
@@ -861,7 +843,7 @@ def test_a_worker_holding_shared_never_deadlocks_with_a_read_modify_write_in_its
             try:
                 with ss.shared.session_lock(timeout=5):  # bounded: a deadlock shows as a timeout
                     pass
-            except ss.LockTimeoutError:
+            except ss.errors.LockTimeoutError:
                 outcome["script"] = "deadlocked"
             return value + 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import run_app as run
 
-from safestate import SchemaConflictError, StateValidationError
+from safestate.errors import SchemaConflictError, StateValidationError
 from safestate.schema import SchemaRegistry
 
 
@@ -84,7 +84,7 @@ def test_wrong_type_writes_are_rejected_and_change_nothing(write: str) -> None:
         state = ss.typed(Person)
         try:
             exec(write, {"ss": ss, "state": state})
-        except ss.StateValidationError as exc:
+        except ss.errors.StateValidationError as exc:
             st.session_state["error"] = (exc.key, exc.expected, str(exc))
         st.session_state["after"] = (state.s3_name, state.s3_age)
 
@@ -113,7 +113,7 @@ def test_typos_and_required_fields_fail_loudly() -> None:
         for attempt in ("state.s4_usr_id = 'x'", "state.s4_pln", "state.s4_user_id"):
             try:
                 exec(attempt, {"state": state})
-            except (AttributeError, ss.MissingStateError) as exc:
+            except (AttributeError, ss.errors.MissingStateError) as exc:
                 errors.append((type(exc).__name__, str(exc)))
         state.s4_user_id = "u-1"
         st.session_state["r"] = (errors, state.s4_user_id, state.s4_plan)
@@ -144,7 +144,7 @@ def test_dataclass_schema_works_too() -> None:
         prefs.s5_tags.append("a")
         try:
             prefs.s5_theme = 3  # type: ignore[assignment]
-        except ss.StateValidationError as exc:
+        except ss.errors.StateValidationError as exc:
             st.session_state["error"] = str(exc)
         st.session_state["r"] = (prefs.s5_theme, prefs.s5_tags)
 
@@ -185,16 +185,16 @@ def test_worker_threads_use_a_typed_handle() -> None:
 
         ss.typed(Job)
 
-        def work(handle: ss.SessionHandle) -> None:
+        def work(handle: ss.manager.SessionHandle) -> None:
             job = ss.typed(Job, scope=handle)
             for _ in range(50):
                 job.s7_progress += 1  # not atomic on its own: under the lock below
             try:
                 job.s7_progress = "done"  # type: ignore[assignment]
-            except ss.StateValidationError:
+            except ss.errors.StateValidationError:
                 handle.safe_set("s7_rejected", True)
 
-        def locked_work(handle: ss.SessionHandle) -> None:
+        def locked_work(handle: ss.manager.SessionHandle) -> None:
             with handle.session_lock():
                 work(handle)
 
@@ -280,7 +280,7 @@ def test_models_defined_in_the_script_survive_reruns() -> None:
         # Instances made this run (a stored one is of last run's class: see README, Limits).
         cart.s11_items = [Item(name="tee"), Item(name="cap", size=Size.S)]
         st.session_state["r"] = (len(cart.s11_items),
-                                 len(ss.session_manager._schema._models))
+                                 len(ss.session_manager.schema._models))
 
     at = run(app)
     first_models = at.session_state["r"][1]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from safestate import SharedState
+from safestate.app import App
 
 
 def hammer(threads: int, body: Any) -> None:
@@ -20,8 +20,8 @@ def hammer(threads: int, body: Any) -> None:
     assert not any(t.is_alive() for t in workers)
 
 
-def test_shared_loses_no_update_under_8_threads() -> None:
-    shared = SharedState()
+def test_shared_loses_no_update_under_8_threads(fresh_app: App) -> None:
+    shared = fresh_app.shared
     ops = 2_000
 
     def body() -> None:
@@ -39,8 +39,8 @@ def test_shared_loses_no_update_under_8_threads() -> None:
     assert shared.stats()["operations"] >= 3 * 8 * ops
 
 
-def test_shared_works_without_a_session_and_rejects_bad_input() -> None:
-    shared = SharedState()
+def test_shared_works_without_a_session_and_rejects_bad_input(fresh_app: App) -> None:
+    shared = fresh_app.shared
     shared.safe_update({"x": 1, "y": 2})
     assert shared.keys() == ["x", "y"]
     with pytest.raises(TypeError):
@@ -73,15 +73,15 @@ def test_cleanup_old_sessions_never_drops_a_held_lock() -> None:
         import streamlit as st
 
         import safestate as ss
-        from safestate._locks import LockRegistry
 
-        manager = ss.SessionStateManager(registry=LockRegistry())
+        manager = ss.session_manager  # the test's own app: no other test's sessions
         # 60 other sessions' entries, idle, as if their scripts ran earlier.
         for i in range(60):
-            manager._registry.acquire(f"idle-{i}").release()
+            with manager.enter_session(f"idle-{i}", {}, "seed")[0]:
+                pass
         with manager.session_lock():  # this session's lock is held while cleaning
             freed = manager.cleanup_old_sessions(max_sessions=10, idle_seconds=0)
-            st.session_state["held_kept"] = manager.is_tracked(ss.session_id())
+            st.session_state["held_kept"] = manager.is_tracked(ss.session_manager.session_id())
         st.session_state["freed"] = freed
         st.session_state["left"] = manager.get_session_stats()["sessions_tracked"]
         for bad in ({"max_sessions": -1}, {"max_sessions": "5"}, {"max_sessions": 2.5},
@@ -111,11 +111,11 @@ def test_cleanup_keeps_recently_used_sessions() -> None:
         import streamlit as st
 
         import safestate as ss
-        from safestate._locks import LockRegistry
 
-        manager = ss.SessionStateManager(registry=LockRegistry())
+        manager = ss.session_manager
         for i in range(20):
-            manager._registry.acquire(f"busy-{i}").release()
+            with manager.enter_session(f"busy-{i}", {}, "seed")[0]:
+                pass
         st.session_state["freed"] = manager.cleanup_old_sessions(max_sessions=5, idle_seconds=3600)
 
     at = AppTest.from_function(app).run()

@@ -17,20 +17,6 @@ from safestate.errors import StoreURLError, VersionConflict
 from safestate.stores import Store, open_store
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Iterator[str]:
-    if request.param == "memory":
-        yield "memory://"
-    elif request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state.db'}"
-    else:
-        server: RedisServer = request.getfixturevalue("redis_server")
-        store = open_store(server.url)
-        store._client.flushdb()  # type: ignore[attr-defined]
-        store.close()
-        yield server.url
-
-
 @pytest.fixture
 def store(store_url: str) -> Iterator[Store]:
     opened = open_store(store_url)
@@ -166,14 +152,14 @@ def test_in_memory_sqlite_is_refused_at_configure(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # were it opened as a file name, the file would appear here
     before = safestate.configure(store="memory://", identity="session", persist=())
-    store = safestate.configuration.store
+    store = safestate.app().configuration.store
     with pytest.raises(StoreURLError) as info:
         safestate.configure(store=url, persist=["a"])
     message = str(info.value)
     assert ("an in-memory SQLite database is per connection, so the pooled connections would "
             "not share it; use memory:// for state kept in this process") in message
-    assert safestate.configuration.settings == before
-    assert safestate.configuration.store is store
+    assert safestate.app().configuration.settings == before
+    assert safestate.app().configuration.store is store
     assert list(tmp_path.iterdir()) == []
 
 

@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import safestate
-from safestate import (
+from safestate.errors import (
     EmptyKeyError,
     InvalidKeyError,
     MissingStateError,
@@ -221,7 +221,7 @@ def test_ensure_with_names_reports_missing_keys(on_missing: str) -> None:
                 ["present_t9", "absent_t9"], on_missing=on_missing
             )
             st.session_state["r"] = (report.ok, report.missing)
-        except ss.MissingStateError as exc:
+        except ss.errors.MissingStateError as exc:
             st.session_state["r"] = ("raised", exc.keys, str(exc))
 
     at = run(app, on_missing=on_missing)
@@ -294,9 +294,9 @@ def test_design_aliases() -> None:
         ss.register_dependency("ia_system", lambda: "model",
                                health_check=lambda m: ss.shared.safe_get("t11_ia", False))
         st.session_state["r"] = (
-            ss.get_caso_uso_maestro(validate=True),
-            ss.get_contenedor(),
-            ss.is_ia_system_ready(),
+            ss.session_validator.get_caso_uso_maestro(validate=True),
+            ss.session_validator.get_contenedor(),
+            ss.session_validator.is_ia_system_ready(),
         )
         ss.ensure_session_initialized(["caso_uso_maestro", "contenedor"])
         st.markdown("PAGE OK")
@@ -319,10 +319,10 @@ def test_design_aliases() -> None:
         ("register_dependency(7, dict)", InvalidKeyError, ["int"]),
         ("register_dependency('', dict)", EmptyKeyError, ["''"]),
         ("get_dependency('nope_t12')", UnknownDependencyError, ["nope_t12", "register_dependency"]),
-        ("is_ready('nope_t12')", UnknownDependencyError, ["nope_t12"]),
+        ("session_validator.is_ready('nope_t12')", UnknownDependencyError, ["nope_t12"]),
         ("ensure_session_initialized([3])", InvalidKeyError, ["int"]),
         ("ensure_session_initialized(['a'], on_missing='ignore')", ValueError, ["on_missing"]),
-        ("health_report('world')", ValueError, ["'world'"]),
+        ("session_validator.health_report('world')", ValueError, ["'world'"]),
     ],
 )
 def test_bad_input_is_named_and_changes_nothing(
@@ -335,14 +335,14 @@ def test_bad_input_is_named_and_changes_nothing(
 
         ss.safe_set("kept_t12", [1, 2])
         before = (ss.session_validator.dependencies.names(), ss.session_manager.keys(),
-                  dict(ss.session_manager._schema.fields))
+                  dict(ss.session_manager.schema.fields))
         try:
             eval(f"ss.{call}", {"ss": ss})
         except Exception as exc:
             st.session_state["error"] = (type(exc), str(exc))
         after = (ss.session_validator.dependencies.names(),
                  [k for k in ss.session_manager.keys() if k != "error"],
-                 dict(ss.session_manager._schema.fields))
+                 dict(ss.session_manager.schema.fields))
         st.session_state["unchanged"] = after == before and ss.safe_get("kept_t12") == [1, 2]
 
     at = run(app, call=call)
@@ -362,7 +362,7 @@ def test_validate_session_dependencies_reports_each_and_renders() -> None:
         ss.register_dependency("good_t13", lambda: [1, 2], description="Good one")
         ss.register_dependency("bad_t13", lambda: {}, health_check=lambda v: bool(v))
         ss.register_dependency("opt_t13", lambda: 1 / 0, required=False)
-        report = ss.validate_session_dependencies()
+        report = ss.session_validator.validate_session_dependencies()
         report.render()
         st.session_state["r"] = (
             report.ok,
@@ -397,8 +397,8 @@ def test_health_reports_name_keys_never_values() -> None:
         ss.safe_set("password_t14", "secret-value-123")
         ss.typed(Auth)
         ss.safe_delete("token_t14")  # a declared key that went missing
-        session = ss.health_report()
-        app_wide = ss.health_report("app")
+        session = ss.session_validator.health_report()
+        app_wide = ss.session_validator.health_report("app")
         st.session_state["r"] = (session.to_dict(), app_wide.to_dict())
         session.render()
         app_wide.render()
@@ -426,8 +426,9 @@ def test_a_failed_build_makes_health_reports_fail() -> None:
         import safestate as ss
 
         ss.register_dependency("broken_t15", lambda: 1 / 0, description="Broken")
-        st.session_state["ready"] = ss.is_ready("broken_t15")
-        session, app_wide = ss.health_report(), ss.health_report("app")
+        st.session_state["ready"] = ss.session_validator.is_ready("broken_t15")
+        validator = ss.session_validator
+        session, app_wide = validator.health_report(), validator.health_report("app")
         st.session_state["r"] = (session.ok, app_wide.ok,
                                  app_wide.sessions_failing_dependencies.get("broken_t15", 0))
 
@@ -460,9 +461,9 @@ def test_optional_dependency_named_in_ensure_degrades() -> None:
         "require('x_t17')",
         "ensure_session_initialized({'x_t17': 1})",
         "ensure_session_initialized(['x_t17'])",
-        "health_report()",
-        "reset_session()",
-        "validate_session_dependencies()",
+        "session_validator.health_report()",
+        "session_validator.reset_session()",
+        "session_validator.validate_session_dependencies()",
         "get_dependency('dep_t17')",
     ],
 )
@@ -481,8 +482,8 @@ def test_page_calls_outside_a_script_run_say_so(call: str) -> None:
     t = threading.Thread(target=worker)
     t.start()
     t.join(30)
-    assert len(errors) == 1 and isinstance(errors[0], safestate.NoSessionError)
-    name = call.split("(")[0]
+    assert len(errors) == 1 and isinstance(errors[0], safestate.errors.NoSessionError)
+    name = call.split("(")[0].split(".")[-1]
     assert f"{name}() draws on or checks the page of a script run" in str(errors[0])
 
 
@@ -522,9 +523,9 @@ def cycle_app(names: list[str], scopes: list[str]) -> None:
     try:
         st.session_state["value"] = ss.get_dependency(names[0])
         st.session_state.pop("error", None)
-    except ss.DependencyNotReady as exc:
+    except ss.errors.DependencyNotReady as exc:
         st.session_state["error"] = (exc.name, exc.reason, str(exc))
-        report = ss.validate_session_dependencies(build=False)
+        report = ss.session_validator.validate_session_dependencies(build=False)
         st.session_state["recorded"] = [report[n].error for n in names]
 
 
@@ -594,7 +595,7 @@ def test_two_threads_building_an_app_cycle_from_both_ends_both_end() -> None:
     for t in threads:
         t.join(30)
     assert not any(t.is_alive() for t in threads), "the two builders deadlocked"
-    errors = [r for r in results.values() if isinstance(r, safestate.DependencyNotReady)]
+    errors = [r for r in results.values() if isinstance(r, safestate.errors.DependencyNotReady)]
     assert errors and len(results) == 2, results
     for error in errors:
         assert error.reason.startswith("depends on itself: "), error.reason
@@ -648,10 +649,11 @@ def test_the_demos_use_case_needing_its_container_still_builds() -> None:
 
         ss.register_dependency("contenedor", lambda: {"container": True})
         ss.register_dependency("caso_uso_maestro",
-                               lambda: ("use-case", ss.get_contenedor()))
-        ss.register_dependency("pool_t21", lambda: ("pool", ss.get_caso_uso_maestro()),
-                               scope="app")
-        st.session_state["r"] = (ss.get_caso_uso_maestro(), ss.get_dependency("pool_t21"))
+                               lambda: ("use-case", ss.session_validator.get_contenedor()))
+        ss.register_dependency(
+            "pool_t21", lambda: ("pool", ss.session_validator.get_caso_uso_maestro()), scope="app")
+        st.session_state["r"] = (ss.session_validator.get_caso_uso_maestro(),
+                                 ss.get_dependency("pool_t21"))
 
     at = run(app)
     assert not at.exception, [e.message for e in at.exception]
@@ -688,9 +690,9 @@ def test_a_failing_factorys_credentials_are_masked() -> None:
         ss.register_dependency("cache_t22", connect)
         try:
             ss.get_dependency("cache_t22")
-        except ss.DependencyNotReady as exc:
+        except ss.errors.DependencyNotReady as exc:
             st.session_state["message"] = str(exc)
-        report = ss.validate_session_dependencies(build=False)
+        report = ss.session_validator.validate_session_dependencies(build=False)
         st.session_state["recorded"] = report["cache_t22"].error
 
     at = run(app)

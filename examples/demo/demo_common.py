@@ -76,7 +76,7 @@ def register_dependencies() -> None:
     safestate.register_dependency("contenedor", Container, description="The service container")
     safestate.register_dependency(
         "caso_uso_maestro",
-        lambda: MasterUseCase(safestate.get_contenedor()),
+        lambda: MasterUseCase(safestate.session_validator.get_contenedor()),
         description="The main use case",
     )
     safestate.register_dependency(

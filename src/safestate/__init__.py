@@ -1,46 +1,33 @@
 """safestate: thread-safe, validated session state for multi-user Streamlit apps.
 
-``session_manager`` is the calling session's state; ``shared`` is the app's.
-The module-level functions are ``session_manager``'s methods.
+``session_manager`` is the calling session's state; ``shared`` is the app's;
+``session_validator`` declares keys, dependencies and page guards. The functions here
+are their methods. Everything else lives in a named submodule: errors in
+``safestate.errors``, metrics in ``safestate.monitoring``, settings in
+``safestate.config``, the pieces and how they are built in ``safestate.app``.
 """
 
 from __future__ import annotations
 
-from .config import Configuration, Settings
-from .dependencies import DependencyReport, DependencyStatus
-from .errors import (
-    DependencyNotReady,
-    EmptyKeyError,
-    InvalidKeyError,
-    LockTimeoutError,
-    MissingStateError,
-    NoSessionError,
-    NotAMappingError,
-    NotSerializableError,
-    SafestateError,
-    SchemaConflictError,
-    StateValidationError,
-    StoreUnavailable,
-    StoreURLError,
-    StreamlitCompatibilityError,
-    TransactionClosedError,
-    UnknownDependencyError,
-    VersionConflict,
-)
-from .manager import SessionHandle, SessionStateManager
-from .monitoring import disable_metrics, enable_metrics, metrics_enabled
-from .schema import TypedState
-from .shared import SharedState, shared_state
-from .transaction import Transaction
-from .validator import HealthReport, InitReport, SessionValidator
+from . import monitoring
+from .app import App, build_app
+from .errors import SafestateError, StoreUnavailable
+from .manager import SessionStateManager
+from .validator import SessionValidator
 
-#: The app-wide state shared by every session of this process.
-shared = shared_state
+_app = build_app()
+
 #: The calling session's state manager.
-session_manager = SessionStateManager(shared)
+session_manager: SessionStateManager = _app.manager
+#: The app-wide state shared by every session of this process.
+shared = _app.shared
+#: Declared keys, dependencies, page guards and health reports for ``session_manager``.
+session_validator: SessionValidator = _app.validator
+#: Where state persists and for whom (``safestate.config``); returns the Settings in force.
+configure = _app.configuration.configure
 
-safe_set = session_manager.safe_set
 safe_get = session_manager.safe_get
+safe_set = session_manager.safe_set
 safe_update = session_manager.safe_update
 safe_delete = session_manager.safe_delete
 safe_exists = session_manager.safe_exists
@@ -48,95 +35,67 @@ mutate = session_manager.mutate
 increment = session_manager.increment
 transaction = session_manager.transaction
 session_lock = session_manager.session_lock
-with_session_lock = session_manager.with_session_lock
-session_id = session_manager.session_id
 current = session_manager.current
 start_thread = session_manager.start_thread
-cleanup_old_sessions = session_manager.cleanup_old_sessions
-get_session_stats = session_manager.get_session_stats
-
-#: Where state persists and for whom (see configure()).
-configuration = Configuration(session_manager, shared)
-session_manager._config = configuration
-shared._before_first_use = configuration.ensure
-configure = configuration.configure
-cleanup_store = configuration.cleanup
-
-#: Declared keys, dependencies, page guards and health reports for ``session_manager``.
-session_validator = SessionValidator(session_manager)
 
 ensure_session_initialized = session_validator.ensure_session_initialized
 typed = session_validator.typed
-register_dependency = session_validator.register_dependency
-get_dependency = session_validator.get_dependency
-is_ready = session_validator.is_ready
-validate_session_dependencies = session_validator.validate_session_dependencies
 require = session_validator.require
 guard = session_validator.guard
-reset_session = session_validator.reset_session
-health_report = session_validator.health_report
-get_caso_uso_maestro = session_validator.get_caso_uso_maestro
-get_contenedor = session_validator.get_contenedor
-is_ia_system_ready = session_validator.is_ia_system_ready
+register_dependency = session_validator.register_dependency
+get_dependency = session_validator.get_dependency
+
+#: The names above that are the session manager's and the validator's methods.
+_MANAGER_METHODS = ("safe_get", "safe_set", "safe_update", "safe_delete", "safe_exists",
+                    "mutate", "increment", "transaction", "session_lock", "current",
+                    "start_thread")
+_VALIDATOR_METHODS = ("ensure_session_initialized", "typed", "require", "guard",
+                      "register_dependency", "get_dependency")
+
+
+def app() -> App:
+    """The app the package's names are bound to now."""
+    return _app
+
+
+def use_app(new: App) -> App:
+    """Bind the package's names to ``new`` (a test's fresh app); return the app they left.
+
+    Code that imported a name (``from safestate import safe_set``) before keeps the old
+    one: this is for tests that import inside the app they run (see ``safestate.testing``).
+    """
+    global _app, session_manager, shared, session_validator, configure
+    old, _app = _app, new
+    session_manager, shared, session_validator = new.manager, new.shared, new.validator
+    configure = new.configuration.configure
+    names = globals()
+    names.update({name: getattr(new.manager, name) for name in _MANAGER_METHODS})
+    names.update({name: getattr(new.validator, name) for name in _VALIDATOR_METHODS})
+    monitoring.watch(new.manager.stats_now)
+    return old
+
+
+monitoring.watch(_app.manager.stats_now)
 
 __all__ = [
-    "Configuration",
-    "DependencyNotReady",
-    "DependencyReport",
-    "DependencyStatus",
-    "EmptyKeyError",
-    "HealthReport",
-    "InitReport",
-    "InvalidKeyError",
-    "LockTimeoutError",
-    "MissingStateError",
-    "NoSessionError",
-    "NotAMappingError",
-    "NotSerializableError",
     "SafestateError",
-    "SchemaConflictError",
-    "SessionHandle",
     "SessionStateManager",
     "SessionValidator",
-    "Settings",
-    "SharedState",
-    "StateValidationError",
-    "StoreURLError",
     "StoreUnavailable",
-    "StreamlitCompatibilityError",
-    "Transaction",
-    "TransactionClosedError",
-    "TypedState",
-    "UnknownDependencyError",
-    "VersionConflict",
-    "cleanup_old_sessions",
-    "cleanup_store",
-    "configuration",
     "configure",
     "current",
-    "disable_metrics",
-    "enable_metrics",
     "ensure_session_initialized",
-    "get_caso_uso_maestro",
-    "get_contenedor",
     "get_dependency",
-    "get_session_stats",
     "guard",
-    "health_report",
     "increment",
-    "is_ia_system_ready",
-    "is_ready",
-    "metrics_enabled",
     "mutate",
     "register_dependency",
     "require",
-    "reset_session",
     "safe_delete",
     "safe_exists",
     "safe_get",
     "safe_set",
     "safe_update",
-    "session_id",
     "session_lock",
     "session_manager",
     "session_validator",
@@ -144,6 +103,4 @@ __all__ = [
     "start_thread",
     "transaction",
     "typed",
-    "validate_session_dependencies",
-    "with_session_lock",
 ]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 # Location since 1.37 (streamlit.runtime.scriptrunner_utils).
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
+from . import _events
 from .errors import StreamlitCompatibilityError
 
 if TYPE_CHECKING:
@@ -35,6 +36,9 @@ SessionStatus = Literal["active", "disconnected", "ended", "unknown"]
 #: but for as long as widget callbacks take after that; a callback waiting for the
 #: worker must not deadlock with it, and after compaction the write is safe anyway.
 RUN_LOCK_WAIT = 0.25
+#: How many times ``snapshot`` reads a session's state that other threads keep changing
+#: before its last, unguarded try (each try takes microseconds; a clash is rare).
+SNAPSHOT_ATTEMPTS = 10
 
 
 def current_run() -> tuple[str, SessionState] | None:
@@ -49,6 +53,15 @@ def current_run() -> tuple[str, SessionState] | None:
     if ctx is None:
         return None
     return ctx.session_id, ctx.session_state._state
+
+
+def current_label() -> str:
+    """How logs name the calling thread's session (never raises, never the session id)."""
+    try:
+        run = current_run()
+    except Exception:  # logging must not fail the call it reports on
+        return "no session"
+    return "no session" if run is None else "session " + _events.session_label(run[0])
 
 
 def current_run_yielding() -> tuple[str, SessionState] | None:
@@ -216,7 +229,7 @@ def snapshot(state: Any) -> dict[str, Any]:
     """
     if isinstance(state, dict):
         return dict(state)
-    for _ in range(10):
+    for _ in range(SNAPSHOT_ATTEMPTS):
         try:
             return dict(state.filtered_state)
         except RuntimeError:  # "dictionary changed size during iteration"

@@ -38,14 +38,3 @@ def scope_of(lock_key: str) -> str:
 def label_of(lock_key: str) -> str:
     """How logs name the owner of a lock key."""
     return "shared" if lock_key == "shared" else "session " + session_label(lock_key)
-
-
-def current_label() -> str:
-    """How logs name the calling thread's session (never raises)."""
-    try:
-        from . import _compat
-
-        run = _compat.current_run()
-    except Exception:  # logging must not fail the call it reports on
-        return "no session"
-    return "no session" if run is None else "session " + session_label(run[0])

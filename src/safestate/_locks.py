@@ -1,5 +1,9 @@
 """The per-session lock registry: one re-entrant, instrumented lock per session.
 
+Locks are context managers: ``with registry.locked(sid, state) as entry:`` takes the
+session's lock (``locked`` acquires, the ``with`` block's end releases), and a release
+by a thread that does not hold the lock raises LockNotOwnedError, as redis-py's does.
+
 Mutual exclusion rule: an entry is only ever removed by a thread that holds its
 lock, and it is marked ``dead`` before that lock is released. Every user checks
 ``dead`` right after acquiring, and starts over with a fresh entry if it is set.
@@ -17,12 +21,15 @@ from collections.abc import Callable
 from time import monotonic, perf_counter_ns
 from typing import NoReturn
 
-from . import _events
-from .errors import LockTimeoutError
+from . import _compat, _events
+from ._record import SessionRecord
+from .errors import LockNotOwnedError, LockTimeoutError
 
 _get_ident = threading.get_ident
 #: Seconds between two checks, while a script run waits for a lock, that it is still wanted.
 INTERRUPT_POLL = 0.02
+#: Guards ``ScopeLock.waiters`` (changed only on the slow path, by threads about to wait).
+_WAITERS = threading.Lock()
 
 
 class _Holding(threading.local):
@@ -69,14 +76,14 @@ class ScopeLock:
         "_lock",
         "dead",
         "depth",
-        "extra",
         "key",
         "label",
         "last_used",
         "ops",
         "owner",
-        "state",
+        "record",
         "wait_ns",
+        "waiters",
         "waits",
     )
 
@@ -91,10 +98,18 @@ class ScopeLock:
         self.wait_ns = 0
         self.last_used = monotonic()
         self.dead = False
-        # The session's state object (what health reports look at) and the library's own
-        # per-session data (dependency checks); both go when the entry does.
-        self.state: object = None
-        self.extra: dict[str, object] | None = None
+        #: Threads blocked waiting for it now (for tests and monitors; see ``_WAITERS``).
+        self.waiters = 0
+        #: What safestate keeps for the session this lock guards (None for other locks);
+        #: it goes when the entry does.
+        self.record: SessionRecord | None = None
+
+    def __enter__(self) -> ScopeLock:
+        """The lock, already taken by whoever handed it out (``registry.locked``, ``_enter``)."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
     def acquire(
         self, timeout: float | None = None, asked: float | None = None,
@@ -114,10 +129,16 @@ class ScopeLock:
         waited = 0
         if not self._lock.acquire(False):
             start = perf_counter_ns()
-            if interrupt is not None:
-                self._wait_interruptibly(timeout, asked, interrupt)
-            elif not self._lock.acquire(True, -1 if timeout is None else timeout):
-                self._timed_out(timeout if asked is None else asked)
+            with _WAITERS:
+                self.waiters += 1
+            try:
+                if interrupt is not None:
+                    self._wait_interruptibly(timeout, asked, interrupt)
+                elif not self._lock.acquire(True, -1 if timeout is None else timeout):
+                    self._timed_out(timeout if asked is None else asked)
+            finally:
+                with _WAITERS:
+                    self.waiters -= 1
             waited = perf_counter_ns() - start
             # Counted after acquiring: only the holder writes the counters.
             self.waits += 1
@@ -155,7 +176,9 @@ class ScopeLock:
         raise LockTimeoutError(self.label, timeout or 0.0)
 
     def release(self) -> None:
-        """Release one level of the lock."""
+        """Release one level of the lock. Raises LockNotOwnedError unless this thread holds it."""
+        if self.owner != _get_ident():
+            raise LockNotOwnedError(self.label)
         self.depth -= 1
         if self.depth == 0:
             self.last_used = monotonic()
@@ -193,7 +216,11 @@ class ScopeLock:
 class LockRegistry:
     """Session id -> ScopeLock, created on first use, removed only when safe."""
 
-    def __init__(self, label: str = "this session's state") -> None:
+    def __init__(
+        self, label: str = "this session's state",
+        make_record: Callable[[str, object], SessionRecord] | None = None,
+    ) -> None:
+        self._make_record = make_record if make_record is not None else SessionRecord
         self._entries: dict[str, ScopeLock] = {}
         self._guard = threading.Lock()  # creation, removal and totals only
         self._label = label
@@ -210,22 +237,24 @@ class LockRegistry:
         """The entry of ``key`` if it is tracked (no side effects)."""
         return self._entries.get(key)
 
-    def acquire(
+    def locked(
         self, key: str, owner_obj: object = None, timeout: float | None = None,
         interrupt: Callable[[], None] | None = None,
     ) -> ScopeLock:
-        """Take the lock of ``key``, creating its entry if needed. Raises LockTimeoutError.
+        """Take the lock of ``key`` for a ``with`` block, creating its entry if needed.
 
-        ``owner_obj`` is the session's state object, kept on the entry for health
-        reports (Streamlit's SessionState has __slots__ and no __weakref__, so the
-        entry holds it until the entry is freed). ``timeout`` bounds the whole call.
-        ``interrupt`` may abandon a wait (see ScopeLock.acquire).
+        ``owner_obj`` is the session's state object: the entry's record keeps it for
+        health reports (Streamlit's SessionState has __slots__ and no __weakref__, so the
+        record holds it until the entry is freed), and a new one under a known id starts
+        a new record. ``timeout`` bounds the whole call. ``interrupt`` may abandon a wait
+        (see ScopeLock.acquire). Raises LockTimeoutError.
         """
         entry = self._entries.get(key)
         if entry is not None and timeout is None:  # the hot path: a known session
             waited = entry.acquire(None, None, interrupt)
             if not entry.dead:
-                if owner_obj is not None and entry.state is not owner_obj:
+                record = entry.record
+                if owner_obj is not None and record is not None and record.state is not owner_obj:
                     self._new_state(entry, owner_obj)
                 return entry
             self._drop_dead(entry, waited)
@@ -238,12 +267,10 @@ class LockRegistry:
                 self.removed_wait_ns += waited
         entry.release()
 
-    @staticmethod
-    def _new_state(entry: ScopeLock, owner_obj: object) -> None:
+    def _new_state(self, entry: ScopeLock, owner_obj: object) -> None:
         # A new state object under a known id is a new session (AppTest reuses one id):
         # it starts without the last one's bookkeeping.
-        entry.state = owner_obj
-        entry.extra = None
+        entry.record = self._make_record(entry.key, owner_obj)
 
     def _acquire_slow(
         self, key: str, owner_obj: object, timeout: float | None,
@@ -253,20 +280,22 @@ class LockRegistry:
         while True:
             entry = self._entries.get(key)
             if entry is None:
-                entry = self._create(key)
+                entry = self._create(key, owner_obj)
             left = None if deadline is None else max(0.0, deadline - monotonic())
             waited = entry.acquire(left, timeout, interrupt)
             if not entry.dead:
-                if owner_obj is not None and entry.state is not owner_obj:
+                record = entry.record
+                if owner_obj is not None and record is not None and record.state is not owner_obj:
                     self._new_state(entry, owner_obj)
                 return entry
             self._drop_dead(entry, waited)
 
-    def _create(self, key: str) -> ScopeLock:
+    def _create(self, key: str, owner_obj: object) -> ScopeLock:
         with self._guard:
             entry = self._entries.get(key)
             if entry is None:
                 entry = ScopeLock(key, self._label)
+                entry.record = self._make_record(key, owner_obj)
                 self._entries[key] = entry
             return entry
 
@@ -279,7 +308,7 @@ class LockRegistry:
             entry.dead = True
             if self._entries.get(key) is entry:
                 del self._entries[key]
-            entry.state = entry.extra = None
+            entry.record = None
             self.cleaned += 1
             self.removed_ops += entry.ops
             self.removed_waits += entry.waits
@@ -315,5 +344,37 @@ class LockRegistry:
     def memory_per_entry() -> int:
         """Bytes of bookkeeping one tracked session costs (entry, lock, key, dict slot)."""
         probe = ScopeLock("00000000-0000-4000-8000-000000000000")
+        record = SessionRecord(probe.key, None)
         table = sys.getsizeof({str(i): i for i in range(1024)}) // 1024
-        return sys.getsizeof(probe) + sys.getsizeof(probe._lock) + sys.getsizeof(probe.key) + table
+        return (sys.getsizeof(probe) + sys.getsizeof(probe._lock) + sys.getsizeof(probe.key)
+                + sys.getsizeof(record) + table)
+
+
+class Turn:
+    """A scope's turn to read-modify-write a stored key: a lock of its own, taken before the
+    scope's lock (never after), whose wait a superseded script run leaves.
+
+    Without it every rerun of a click flood would queue inside the store's client,
+    where nothing can stop it, and the scope's own writers would conflict.
+    """
+
+    __slots__ = ("_lock", "_taken")
+
+    def __init__(self, lock: ScopeLock) -> None:
+        self._lock = lock
+        self._taken = False
+
+    def __enter__(self) -> None:
+        if _holding.count:
+            # This thread holds another of safestate's locks: waiting for the turn could
+            # close a cycle (its holder's fn may want that lock). Take it only if free;
+            # otherwise go on without it (optimistic: a conflict is retried).
+            self._taken = self._lock.try_acquire()
+            return
+        self._lock.acquire(None, None, _compat.yield_point if _compat.in_script_run() else None)
+        self._taken = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._taken:
+            self._taken = False
+            self._lock.release()

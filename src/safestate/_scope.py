@@ -9,62 +9,69 @@ the lock and the underlying mapping; everything else is here.
 from __future__ import annotations
 
 import functools
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ContextDecorator, contextmanager
-from typing import Any, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from ._compat import user_keys, yield_point
+from ._compat import yield_point
+from ._keys import MISSING, check_key
 from ._locks import ScopeLock, check_timeout
-from .errors import EmptyKeyError, InvalidKeyError, NotAMappingError, VersionConflict
-from .persistence import MAX_ATTEMPTS, PersistentView, Turn, backoff
-from .schema import SchemaRegistry
-from .transaction import Transaction, apply_changes
+from .errors import NotAMappingError, VersionConflict
+from .transaction import Transaction
+
+if TYPE_CHECKING:
+    from .schema import SchemaRegistry
+    from .storage import Storage
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
-_MISSING: Any = object()
+#: How many times a read-modify-write of a stored key starts over after another process
+#: committed first, before it gives up with VersionConflict.
+MAX_ATTEMPTS = 200
+#: Seconds: the longest random pause between two attempts, and its growth per attempt.
+BACKOFF_CAP = 0.02
+BACKOFF_STEP = 0.001
+
+
+def backoff(attempt: int) -> None:
+    """Sleep a random moment that grows with ``attempt``: a retry after a version conflict."""
+    # Contending writers in other processes: step aside for a random moment.
+    time.sleep(random.uniform(0, min(BACKOFF_STEP * attempt, BACKOFF_CAP)))
 
 
 def _unchecked(key: str, value: Any) -> Any:
     return value
 
 
-def _read_and_commit(state: PersistentView, key: str, fn: Callable[[Any], Any], default: Any,
+def _read_and_commit(storage: Storage, key: str, fn: Callable[[Any], Any], default: Any,
                      check: Callable[[str, Any], Any]) -> tuple[bool, Any]:
     """Read, compute and commit with the version read: (committed, new value)."""
-    current, version = state.read(key, default)
+    current, version = storage.read(key, default)
     new = check(key, fn(current))
+    if version is None:  # unversioned memory, under the scope's lock: one write
+        storage[key] = new
+        return True, new
     try:
-        state.apply([(key, new)], expected_version=version)
+        storage.apply([(key, new)], expected_version=version)
     except VersionConflict:
         return False, None
     return True, new
 
 
-def check_key(key: object) -> str:
-    """Return ``key`` if it is a non-empty str. Raises InvalidKeyError, EmptyKeyError."""
-    if type(key) is str and key:
-        return key
-    if not isinstance(key, str):
-        raise InvalidKeyError(key)
-    if not key:
-        raise EmptyKeyError()
-    return key
-
-
 class Scope:
     """State behind one lock, with the safe_* / mutate / transaction API."""
 
-    #: How errors and stats name this scope.
-    scope_name = "state"
     #: Declared (typed) keys whose writes are validated; None for scopes without schemas.
     _schema: SchemaRegistry | None = None
 
     # -- what a subclass provides ---------------------------------------------
-    def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
-        """Take the scope's lock; return it and the mapping it guards."""
+    def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Storage]:
+        """Take the scope's lock; return it (a context manager that lets go) and the storage
+        it guards."""
         raise NotImplementedError
 
     # -- reads ------------------------------------------------------------------
@@ -74,19 +81,17 @@ class Scope:
         Raises InvalidKeyError/EmptyKeyError for a bad key, NoSessionError outside a session.
         """
         check_key(key)
-        lock, state = self._enter("safe_get")
-        try:
+        lock, storage = self._enter("safe_get")
+        with lock:
             lock.ops += 1
             try:
-                return state[key]
+                return storage[key]
             except KeyError:
                 return default
-        finally:
-            lock.release()
 
     def safe_exists(self, key: str) -> bool:
         """Whether ``key`` is set. Raises as safe_get."""
-        return self.safe_get(key, _MISSING) is not _MISSING
+        return self.safe_get(key, MISSING) is not MISSING
 
     # -- writes -----------------------------------------------------------------
     def safe_set(self, key: str, value: Any) -> None:
@@ -98,12 +103,10 @@ class Scope:
         schema = self._schema
         if schema is not None and schema.fields:
             value = schema.check(key, value)
-        lock, state = self._enter("safe_set")
-        try:
+        lock, storage = self._enter("safe_set")
+        with lock:
             lock.ops += 1
-            state[key] = value
-        finally:
-            lock.release()
+            storage[key] = value
 
     def safe_update(self, updates: Mapping[str, Any]) -> None:
         """Set several keys at once: all of them or, if any fails, none.
@@ -117,29 +120,22 @@ class Scope:
         schema = self._schema
         if schema is not None and schema.fields:
             changes = [(k, schema.check(k, v)) for k, v in changes]
-        lock, state = self._enter("safe_update")
-        try:
+        lock, storage = self._enter("safe_update")
+        with lock:
             lock.ops += 1
-            if type(state) is PersistentView:
-                state.apply(changes)
-            else:
-                apply_changes(state, changes)
-        finally:
-            lock.release()
+            storage.apply(changes)
 
     def safe_delete(self, key: str) -> bool:
         """Delete ``key``: True if it was set, False (no error) if not. Raises as safe_get."""
         check_key(key)
-        lock, state = self._enter("safe_delete")
-        try:
+        lock, storage = self._enter("safe_delete")
+        with lock:
             lock.ops += 1
             try:
-                del state[key]
+                del storage[key]
             except KeyError:
                 return False
             return True
-        finally:
-            lock.release()
 
     # -- read-modify-write --------------------------------------------------------
     def mutate(self, key: str, fn: Callable[[Any], T], default: Any = None) -> T:
@@ -157,38 +153,27 @@ class Scope:
         schema = self._schema
         check = schema.check if schema is not None and schema.fields else _unchecked
         for attempt in range(MAX_ATTEMPTS):
-            lock, state = self._enter("mutate")
-            try:
+            lock, storage = self._enter("mutate")
+            with lock:
                 if attempt == 0:
                     lock.ops += 1
-                if type(state) is not PersistentView or not state.persisted(key):
-                    try:
-                        current = state[key]
-                    except KeyError:
-                        current = default
-                    new = check(key, fn(current))
-                    state[key] = new
-                    return cast("T", new)
-                if lock.depth > 1:
-                    # The caller holds the lock already (a locked block, a transaction):
-                    # read and commit under it, as it asked.
-                    done, new = _read_and_commit(state, key, fn, default, check)
+                # A caller that holds the lock already (a locked block, a transaction)
+                # reads and commits under it, as it asked.
+                turn = storage.turn(key) if lock.depth == 1 else None
+                if turn is None:
+                    done, new = _read_and_commit(storage, key, fn, default, check)
                     if done:
                         return cast("T", new)
-                    turn = None
-                else:
-                    turn = state.turn()
-            finally:
-                lock.release()
             if turn is not None:
-                done, new = self._turn_commit(turn, key, fn, default, check, state)
+                done, new = self._turn_commit(turn, key, fn, default, check, storage)
                 if done:
                     return cast("T", new)
             backoff(attempt)  # another process wrote first: read again
         raise VersionConflict(key, -1, -1)
 
-    def _turn_commit(self, turn: Turn, key: str, fn: Callable[[Any], Any], default: Any,
-                     check: Callable[[str, Any], Any], read_from: PersistentView,
+    def _turn_commit(self, turn: AbstractContextManager[None], key: str,
+                     fn: Callable[[Any], Any], default: Any,
+                     check: Callable[[str, Any], Any], read_from: Storage,
                      ) -> tuple[bool, Any]:
         """One optimistic read-modify-write of a stored key, in the scope's turn.
 
@@ -203,16 +188,14 @@ class Scope:
         with turn:
             current, version = read_from.read(key, default)
             new = check(key, fn(current))
-            lock, state = self._enter("mutate")
-            try:
-                if type(state) is not PersistentView or state.namespace != read_from.namespace:
+            lock, storage = self._enter("mutate")
+            with lock:
+                if storage is not read_from:
                     return False, None  # reconfigured or another identity meanwhile: again
                 try:
-                    state.apply([(key, new)], expected_version=version)
+                    storage.apply([(key, new)], expected_version=version)
                 except VersionConflict:
                     return False, None
-            finally:
-                lock.release()
         return True, new
 
     def increment(self, key: str, by: int | float = 1) -> Any:
@@ -245,16 +228,12 @@ class Scope:
     @contextmanager
     def _transaction(self, timeout: float | None) -> Iterator[Transaction]:
         check_timeout(timeout)
-        lock, state = self._enter("transaction", timeout)
-        try:
+        lock, storage = self._enter("transaction", timeout)
+        with lock:
             lock.ops += 1
-            if type(state) is PersistentView:
-                # Reads come from one snapshot, loaded on the first read; the commit checks
-                # its version (VersionConflict if another process wrote meanwhile).
-                reads = state.transaction_reads()
-                tx = Transaction(reads, self._schema, reads.commit)  # type: ignore[arg-type]
-            else:
-                tx = Transaction(state, self._schema)
+            # A stored scope's reads come from one snapshot, loaded on the first read; its
+            # commit checks that version (VersionConflict if another process wrote meanwhile).
+            tx = Transaction(storage.transaction_reads(), self._schema)
             try:
                 yield tx
                 # A run Streamlit superseded during the block applies nothing: its user
@@ -264,8 +243,6 @@ class Scope:
                 tx.close()
                 raise
             tx.commit()
-        finally:
-            lock.release()
 
     # -- locks ----------------------------------------------------------------------
     def session_lock(self, timeout: float | None = None) -> AbstractContextManager[None]:
@@ -296,11 +273,9 @@ class Scope:
 
     def keys(self) -> list[str]:
         """The keys set in this scope (a snapshot). Raises as safe_get."""
-        lock, state = self._enter("keys")
-        try:
-            return sorted(user_keys(state))
-        finally:
-            lock.release()
+        lock, storage = self._enter("keys")
+        with lock:
+            return sorted(storage.user_keys())
 
 
 class _Held(ContextDecorator):
@@ -317,7 +292,7 @@ class _Held(ContextDecorator):
         return _Held(self._scope, self._timeout)
 
     def __enter__(self) -> None:
-        lock, _ = self._scope._enter("session_lock", self._timeout)
+        lock, _ = self._scope._enter("session_lock", self._timeout)  # let go in __exit__
         stack: list[ScopeLock] = self._held.__dict__.setdefault("stack", [])
         stack.append(lock)
 

@@ -18,93 +18,52 @@ import re
 import threading
 import types
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
 
 from . import _events
-from . import identity as _identity
-from .errors import InvalidSettingError, quote, redact
+from ._backends import Backends, BackendSlot
+from .errors import InvalidSettingError, quote
+from .monitoring import enable_metrics, metrics_enabled
 from .persistence import Persistence, PersistentView
+from .schema import SchemaRegistry
 from .serialization import Format, Serializer
-from .stores.base import Store, open_store
+from .settings import NAMES as _NAMES
+from .settings import Settings
+from .stores import Store, open_store
 
-if TYPE_CHECKING:
-    from .manager import SessionStateManager
-    from .shared import SharedState
-
-_NAMES = ("store", "identity", "ttl", "persist", "secret", "serializer", "query_param")
 #: Deployment-only settings: not part of configure(), read from secrets or env alone.
 _DEPLOYMENT_ONLY = ("metrics_port",)
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The settings in force (``safestate.configure()`` returns them)."""
-
-    store: str = "memory://"
-    identity: _identity.IdentityMode = "session"
-    ttl: float | None = None
-    persist: tuple[str, ...] | str = ()
-    secret: bytes | None = field(default=None, repr=False)
-    serializer: Format = "json"
-    query_param: str = "ss"
-
-    def __repr__(self) -> str:
-        # The store URL may carry a password (redis://:pw@host, ?password=): masked. The
-        # secret is never shown.
-        shown = [f"store={redact(self.store)!r}"] + [
-            f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
-            if f.name not in ("store", "secret")
-        ]
-        return f"Settings({', '.join(shown)})"
-
-    def _key(self) -> tuple[Any, ...]:
-        ident: object = self.identity
-        if callable(ident):
-            # A script re-creates its functions on every rerun: the same code is the same
-            # setting (configure() refuses callables that capture values).
-            code = getattr(ident, "__code__", None)
-            ident = (getattr(ident, "__module__", ""), getattr(ident, "__qualname__", ""),
-                     getattr(code, "co_code", None), getattr(code, "co_consts", None))
-        return (self.store, ident, self.ttl, self.persist, self.secret, self.serializer,
-                self.query_param)
-
-
-_deployment: dict[str, Any] | None = None
 _PARAM = re.compile(r"[A-Za-z0-9_.~-]{1,64}")
 
 
-def _from_deployment(name: str) -> Any:
-    """A setting from st.secrets["safestate"][name], else $SAFESTATE_<NAME>, else None.
+def read_deployment() -> dict[str, Any]:
+    """The settings the deployment gives: st.secrets["safestate"][name], else $SAFESTATE_<NAME>.
 
-    Read once per process: a script calls configure() on every run, and looking for
-    secrets files each time would cost more than the rest of the run's safestate calls.
     A ``SAFESTATE_*`` variable or secrets entry that names no setting is warned about
     (a typo would otherwise keep the default in silence).
     """
-    global _deployment
-    if _deployment is None:
-        known = _NAMES + _DEPLOYMENT_ONLY
-        found: dict[str, Any] = {}
-        unknown: list[str] = []
-        try:
-            import streamlit as st
+    known = _NAMES + _DEPLOYMENT_ONLY
+    found: dict[str, Any] = {}
+    unknown: list[str] = []
+    try:
+        import streamlit as st
 
-            section = st.secrets.get("safestate")
-            if section is not None:
-                found = {n: section[n] for n in known if n in section}
-                unknown += [f"[safestate] {k}" for k in section if k not in known]
-        except Exception:  # no secrets.toml, or not under Streamlit: env only
-            pass
-        for n in known:
-            found.setdefault(n, os.environ.get(f"SAFESTATE_{n.upper()}"))
-        names = {f"SAFESTATE_{n.upper()}" for n in known}
-        unknown += sorted(v for v in os.environ if v.startswith("SAFESTATE_") and v not in names)
-        if unknown:
-            _warn_unknown(unknown, known)
-        _deployment = found
-    return _deployment.get(name)
+        section = st.secrets.get("safestate")
+        if section is not None:
+            found = {n: section[n] for n in known if n in section}
+            unknown += [f"[safestate] {k}" for k in section if k not in known]
+    except Exception:  # no secrets.toml, or not under Streamlit: env only
+        pass
+    for n in known:
+        found.setdefault(n, os.environ.get(f"SAFESTATE_{n.upper()}"))
+    names = {f"SAFESTATE_{n.upper()}" for n in known}
+    unknown += sorted(v for v in os.environ if v.startswith("SAFESTATE_") and v not in names)
+    if unknown:
+        _warn_unknown(unknown, known)
+    return found
 
 
 def _warn_unknown(unknown: list[str], known: tuple[str, ...]) -> None:
@@ -120,12 +79,12 @@ def _closest(name: str) -> str:
     return f"; did you mean {near[0]!r}?" if near else f"; the settings are {', '.join(_NAMES)}"
 
 
-def _settings(given: dict[str, Any]) -> Settings:
+def _settings(given: dict[str, Any], deployment: Mapping[str, Any]) -> Settings:
     for name in given:
         if name not in _NAMES:
             raise InvalidSettingError(f"configure() got an unknown setting {quote(name)}"
                                       f"{_closest(name)}")
-    raw = {n: given[n] if given.get(n) is not None else _from_deployment(n) for n in _NAMES}
+    raw = {n: given[n] if given.get(n) is not None else deployment.get(n) for n in _NAMES}
     defaults = Settings()
     store = raw["store"] or defaults.store
     if not isinstance(store, str):
@@ -218,22 +177,20 @@ def _query_param(param: Any) -> str:
     return param
 
 
-def _metrics_from_deployment() -> None:
+def _metrics_from_deployment(deployment: Mapping[str, Any]) -> None:
     """Serve metrics if the deployment names a port (metrics_port / $SAFESTATE_METRICS_PORT).
 
     Raises ValueError for a value that is not a port. A port that is taken, or metrics
     the app already turned on, are logged, not raised: monitoring must not take the
     app down.
     """
-    raw = _from_deployment("metrics_port")
+    raw = deployment.get("metrics_port")
     if raw is None or raw == "":
         return
     text = str(raw).strip()
     if isinstance(raw, bool) or not text.isdigit() or not 0 < int(text) < 65536:
         raise InvalidSettingError(f"metrics_port (SAFESTATE_METRICS_PORT) must be a port "
                                   f"number from 1 to 65535, got {quote(raw)}")
-    from .monitoring import enable_metrics, metrics_enabled
-
     if metrics_enabled():
         _events.log.info("safestate: metrics are already on; metrics_port %s not used", text)
         return
@@ -262,57 +219,95 @@ def _captures_values(fn: Callable[..., object]) -> bool:
 
 
 class Configuration:
-    """The settings in force and the store they opened."""
+    """The settings in force and the store they opened; ``configure()`` swaps them whole."""
 
-    def __init__(self, manager: SessionStateManager, shared: SharedState) -> None:
-        self._manager = manager
-        self._shared = shared
+    def __init__(
+        self, schema: SchemaRegistry,
+        deployment: Callable[[], Mapping[str, Any]] = read_deployment,
+    ) -> None:
+        self._schema = schema
+        self._read_deployment = deployment
+        self._deployment: Mapping[str, Any] | None = None
         self._lock = threading.Lock()
-        self.settings: Settings | None = None
-        self.store: Store | None = None
         self._metrics_checked = False
+        #: The backends in force, read by the session manager and ``shared`` on each call.
+        self.backends = BackendSlot(self._first)
+
+    @property
+    def settings(self) -> Settings | None:
+        """The settings in force (None before the first configuration)."""
+        current = self.backends.current
+        return None if current is None else current.settings
+
+    @property
+    def store(self) -> Store | None:
+        """The store in force (None before the first configuration)."""
+        current = self.backends.current
+        return None if current is None else current.store
+
+    def deployment(self) -> Mapping[str, Any]:
+        """The deployment's settings, read once: a script calls configure() on every run,
+        and looking for secrets files each time would cost more than its safestate calls."""
+        found = self._deployment
+        if found is None:
+            found = self._deployment = self._read_deployment()
+        return found
 
     def configure(self, **given: Any) -> Settings:
-        """Apply settings (see ``safestate.configure``); cheap when nothing changed."""
-        settings = _settings(given)
+        """Apply settings (see ``safestate.configure``); cheap when nothing changed.
+
+        Raises InvalidSettingError, StoreURLError, StoreUnavailable, with nothing changed.
+        """
+        settings = _settings(given, self.deployment())
         with self._lock:
-            if self.settings is not None and settings._key() == self.settings._key():
-                return self.settings
+            current = self.backends.current
+            if current is not None and settings.same(current.settings):
+                return current.settings
             store = open_store(settings.store)  # raises before anything changes
-            old, self.store = self.store, store
-            schema = self._manager._schema
             persisted: Callable[[str], bool]
             if settings.persist == "schema":
-                persisted = schema.fields.__contains__
+                persisted = self._schema.fields.__contains__
             else:
-                names = frozenset(settings.persist)
-                persisted = names.__contains__
+                persisted = frozenset(settings.persist).__contains__
             persistence = Persistence(
-                store, Serializer(schema, settings.serializer), persisted, settings.identity,
-                settings.secret, settings.query_param, settings.ttl,
+                store, Serializer(self._schema, settings.serializer), persisted,
+                settings.identity, settings.secret, settings.query_param, settings.ttl,
             )
-            self._manager._persistence = persistence if settings.persist else None
             shared_in_store = not settings.store.startswith("memory:")
-            self._shared._view = (
-                PersistentView(persistence, "shared", None) if shared_in_store else None
-            )
-            # Last: ensure() reads it without the lock, so the rest must be in place first.
-            self.settings = settings
+            old = self.backends.swap(Backends(
+                settings, store, persistence if settings.persist else None,
+                PersistentView(persistence, "shared", None) if shared_in_store else None,
+            ))
             if old is not None:
-                old.close()
+                old.store.close()
             return settings
 
+    def _first(self) -> Backends:
+        self.ensure()
+        current = self.backends.current
+        assert current is not None  # ensure() configured it
+        return current
+
     def ensure(self) -> None:
-        """Configure from the deployment (secrets, env) once, if configure() was not called."""
-        if self.settings is None:
+        """Configure from the deployment (secrets, env) once, if configure() was not called.
+
+        Raises InvalidSettingError for a deployment setting that cannot work.
+        """
+        if self.backends.current is None:
             self.configure()
         if not self._metrics_checked:
-            _metrics_from_deployment()  # a bad value raises here on every first call
+            _metrics_from_deployment(self.deployment())  # a bad value raises on every call
             self._metrics_checked = True
-        self._shared._before_first_use = None
 
     def cleanup(self) -> int:
         """Remove expired persisted state now; return how many namespaces went."""
         self.ensure()
-        assert self.store is not None
-        return self.store.cleanup()
+        store = self.store
+        assert store is not None
+        return store.cleanup()
+
+    def close(self) -> None:
+        """Close the store in force (an app being replaced, as in tests)."""
+        current = self.backends.current
+        if current is not None:
+            current.store.close()

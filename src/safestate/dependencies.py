@@ -20,18 +20,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from . import _events
-from ._compat import current_run
+from . import _compat, _events
+from ._keys import MISSING, check_key, has_key
 from ._locks import note_held
-from ._scope import check_key
-from .errors import DependencyNotReady, NoSessionError, UnknownDependencyError, quote, redact
+from .errors import DependencyNotReady, UnknownDependencyError, quote, redact
 
 if TYPE_CHECKING:
-    from ._locks import ScopeLock
+    from ._record import SessionRecord
     from .manager import SessionStateManager
 
 Scope = Literal["session", "app"]
-_MISSING: Any = object()
+#: Longest reason (type and message) a status or a page quotes from a failure.
+REASON_LIMIT = 300
 
 
 @dataclass(frozen=True)
@@ -131,27 +131,24 @@ class DependencyReport:
             st.dataframe([s.as_row() for s in self.statuses], hide_index=True)
 
 
-def _has(state: Any, key: str) -> bool:
-    """Whether ``key`` is set in a session's state (one dict read, no lock needed)."""
-    try:
-        state[key]
-    except KeyError:
-        return False
-    return True
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
     """A short, shareable reason: the exception's type and message, URL credentials masked."""
     text = redact(str(exc).strip())
-    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:REASON_LIMIT] if text else type(exc).__name__
 
 
 def _cycle_reason(names: list[str], note: str = "") -> str:
     return "depends on itself: " + " -> ".join(quote(n) for n in names) + note
+
+
+class DependencyChecks(dict[str, DependencyStatus]):
+    """Dependencies' part of a session's record: the last check of each, by name."""
+
+    __slots__ = ()
 
 
 class _Building(threading.local):
@@ -193,10 +190,13 @@ class DependencyRegistry:
         scope: Scope = "session",
         description: str = "",
     ) -> Dependency:
-        """Register a dependency; re-registering (as every rerun does) replaces its factory.
+        """Register what a page may need: built lazily by ``factory``, once per session or app.
 
-        Raises InvalidKeyError/EmptyKeyError, TypeError for a non-callable factory or
-        health check, ValueError for an unknown scope or a change of scope.
+        ``health_check(value)`` returning False or raising marks it unhealthy. Optional
+        (``required=False``) dependencies degrade with a warning instead of stopping a page.
+        Re-registering (as every rerun does) replaces its factory. Raises
+        InvalidKeyError/EmptyKeyError for a bad name, TypeError for a non-callable factory
+        or health check, ValueError for an unknown scope or a change of scope.
         """
         check_key(name)
         if not callable(factory):
@@ -265,28 +265,25 @@ class DependencyRegistry:
 
     def _get_session(self, dep: Dependency, validate: bool) -> Any:
         # Under the session lock: racing threads of one session build it once.
-        if current_run() is None:
-            raise NoSessionError("get_dependency", script_only=True)
-        lock, state = self._manager._enter("get_dependency")
-        try:
+        lock, storage = self._manager.enter("get_dependency", script_only=True)
+        with lock:
+            record = lock.record
             try:
-                value = state[dep.name]
+                value = storage[dep.name]
             except KeyError:
-                value = self._build(dep, state)
-                state[dep.name] = value
+                value = self._build(dep, record)
+                storage[dep.name] = value
             if validate:
-                self._check(dep, value, state)
+                self._check(dep, value, record)
             return value
-        finally:
-            lock.release()
 
     def _get_app(self, dep: Dependency, validate: bool) -> Any:
-        value = self._app_values.get(dep.name, _MISSING)
-        if value is _MISSING:
+        value = self._app_values.get(dep.name, MISSING)
+        if value is MISSING:
             self._lock_app(dep)
             try:
-                value = self._app_values.get(dep.name, _MISSING)
-                if value is _MISSING:
+                value = self._app_values.get(dep.name, MISSING)
+                if value is MISSING:
                     value = self._build(dep, None)
                     self._app_values[dep.name] = value
             finally:
@@ -338,7 +335,7 @@ class DependencyRegistry:
                     self._builders[dep.name] = me
                     note_held(1)
 
-    def _build(self, dep: Dependency, state: Any) -> Any:
+    def _build(self, dep: Dependency, record: SessionRecord | None) -> Any:
         building = self._building
         depth = len(building.stack)
         building.stack.append(dep.name)
@@ -348,12 +345,12 @@ class DependencyRegistry:
             cycle = building.cycle
             if cycle is not None and cycle[0] is exc and depth >= cycle[1]:
                 # A member of the cycle: the error names the cycle, wrapping would bury it.
-                self._record(dep, state, present=False, healthy=False, error=cycle[0].reason,
+                self._record(dep, record, present=False, healthy=False, error=cycle[0].reason,
                              logged="depends on itself")
                 raise
-            reason = _reason(exc)
+            reason = reason_of(exc)
             # The exception's type only in logs: its message may quote the app's data.
-            self._record(dep, state, present=False, healthy=False, error=reason,
+            self._record(dep, record, present=False, healthy=False, error=reason,
                          logged=f"could not be built: {type(exc).__name__}")
             raise DependencyNotReady(dep.name, f"could not be built ({reason})",
                                      dep.description) from exc
@@ -362,7 +359,7 @@ class DependencyRegistry:
             if building.cycle is not None and depth <= building.cycle[1]:
                 building.cycle = None  # out of the cycle's outermost member: done with it
 
-    def _check(self, dep: Dependency, value: Any, state: Any) -> None:
+    def _check(self, dep: Dependency, value: Any, record: SessionRecord | None) -> None:
         error = None
         if dep.health_check is not None:
             # Returning False or raising means unhealthy; any other result (None too, for
@@ -371,14 +368,15 @@ class DependencyRegistry:
                 if dep.health_check(value) is False:
                     error = "its health check failed"
             except Exception as exc:
-                error = f"its health check raised {_reason(exc)}"
-        self._record(dep, state, present=True, healthy=error is None, error=error,
+                error = f"its health check raised {reason_of(exc)}"
+        self._record(dep, record, present=True, healthy=error is None, error=error,
                      type_name=type(value).__name__, logged="is unhealthy")
         if error is not None:
             raise DependencyNotReady(dep.name, error, dep.description)
 
-    def _record(self, dep: Dependency, state: Any, *, present: bool, healthy: bool,
-                error: str | None, logged: str, type_name: str | None = None) -> None:
+    def _record(self, dep: Dependency, record: SessionRecord | None, *, present: bool,
+                healthy: bool, error: str | None, logged: str, type_name: str | None = None,
+                ) -> None:
         status = DependencyStatus(dep.name, dep.scope, dep.required, present, healthy, error,
                                   _now(), type_name, dep.description)
         if dep.scope == "app":
@@ -386,31 +384,23 @@ class DependencyRegistry:
                 before = self._app_status.get(dep.name)
                 self._app_status[dep.name] = status
         else:
-            # Called under the session lock: the session's bookkeeping entry is ours to change.
-            checks = self._session_checks(state, create=True)
+            # Called under the session lock: the record's dependency part is ours to change.
+            checks = {} if record is None else record.part(DependencyChecks)
             before = checks.get(dep.name)
             checks[dep.name] = status
         # Logged when health changes, not on every rerun that finds it still down.
         if not healthy and (before is None or before.healthy):
             _events.log.warning("safestate: dependency %s %s (%s)", quote(dep.name), logged,
-                                _events.current_label())
+                                _compat.current_label())
         elif healthy and before is not None and not before.healthy:
             _events.log.info("safestate: dependency %s is ready again (%s)", quote(dep.name),
-                             _events.current_label())
+                             _compat.current_label())
 
-    def _session_checks(
-        self, state: Any, create: bool = False, entry: ScopeLock | None = None
-    ) -> dict[str, DependencyStatus]:
-        """The dependency checks recorded for the session owning ``state``."""
-        entry = entry or self._manager._entry_of(state)
-        if entry is None:
-            return {}
-        if entry.extra is None:
-            if not create:
-                return {}
-            entry.extra = {}
-        checks = entry.extra.setdefault("dependency_checks", {})
-        return checks  # type: ignore[return-value]
+    @staticmethod
+    def forget_session_checks(record: SessionRecord | None) -> None:
+        """Forget a session's recorded checks (its values were reset): its part only."""
+        if record is not None:
+            record.reset(DependencyChecks)
 
     def discard_if_failed(self, name: str) -> bool:
         """Drop the built instance if its last check failed, so the next use builds it anew.
@@ -426,26 +416,30 @@ class DependencyRegistry:
                     del self._app_values[name]
                     return True
             return False
-        lock, state = self._manager._enter("retry")
-        try:
-            if self.status(dep, state, lock).failed and _has(state, name):
-                del state[name]
+        lock, storage = self._manager.enter("retry")
+        with lock:
+            if self.status(dep, storage, lock.record).failed and has_key(storage, name):
+                del storage[name]
                 return True
             return False
-        finally:
-            lock.release()
 
     # -- reporting -------------------------------------------------------------------------
     def status(
-        self, dep: Dependency, state: Any, entry: ScopeLock | None = None
+        self, dep: Dependency, state: Any, record: SessionRecord | None = None
     ) -> DependencyStatus:
-        """The last known status of ``dep`` in the session owning ``state`` (or the app)."""
+        """The last known status of ``dep`` in the session owning ``state`` (or the app).
+
+        ``record`` is that session's record, when the caller has it at hand.
+        """
         if dep.scope == "app":
             present = dep.name in self._app_values
             known = self._app_status.get(dep.name)
         else:
-            present = _has(state, dep.name)
-            known = self._session_checks(state, entry=entry).get(dep.name)
+            present = has_key(state, dep.name)
+            if record is None:
+                record = self._manager.record_of(state)
+            checks = None if record is None else record.peek(DependencyChecks)
+            known = None if checks is None else checks.get(dep.name)
         if known is not None and known.present == present:
             return known
         return DependencyStatus(dep.name, dep.scope, dep.required, present, False,
@@ -453,7 +447,9 @@ class DependencyRegistry:
                                 dep.description)
 
     def session_statuses(
-        self, state: Any, entry: ScopeLock | None = None
+        self, state: Any, record: SessionRecord | None = None
     ) -> list[DependencyStatus]:
         """Every dependency's last known status for one session."""
-        return [self.status(dep, state, entry) for dep in self._deps.values()]
+        if record is None:
+            record = self._manager.record_of(state)
+        return [self.status(dep, state, record) for dep in self._deps.values()]

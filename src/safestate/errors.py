@@ -114,6 +114,17 @@ class LockTimeoutError(SafestateError, TimeoutError):
         self.timeout = timeout
 
 
+class LockNotOwnedError(SafestateError, RuntimeError):
+    """A lock was released by a thread that does not hold it (a bug in the caller)."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(
+            f"the lock of {scope} was released by a thread that does not hold it; release a "
+            "lock in the thread that took it, with `with` blocks"
+        )
+        self.scope = scope
+
+
 class TransactionClosedError(SafestateError, RuntimeError):
     """A transaction object was used after its ``with`` block ended."""
 

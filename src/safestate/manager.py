@@ -4,30 +4,32 @@ from __future__ import annotations
 
 import math
 import threading
-import time
-import weakref
 from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from . import _compat, _events
 from ._events import session_label
+from ._keys import MISSING, check_key
 from ._locks import LockRegistry, ScopeLock
-from ._scope import Scope, check_key
-from .errors import NoSessionError
-from .schema import SchemaRegistry
-from .shared import SharedState, shared_state
+from ._record import SessionRecord
+from ._scope import Scope
+from .errors import InvalidArgumentError, NoSessionError
+from .storage import LocalStorage
 
 if TYPE_CHECKING:
-    from .config import Configuration
-    from .persistence import Persistence
+    from ._backends import BackendSlot
+    from .schema import SchemaRegistry
+    from .shared import SharedState
+    from .storage import Storage
 
-_MISSING: Any = object()
+#: Seconds between two sweeps that free the bookkeeping of ended sessions.
+SWEEP_INTERVAL = 10.0
 
-# One registry and one schema per process: two managers must never hand out two
-# different locks for one session, nor disagree on a key's declared type.
-_REGISTRY = LockRegistry()
-_SCHEMA = SchemaRegistry()
+
+def new_record(session_id: str, state: object) -> SessionRecord:
+    """A session's record, with its state as storage for the script's thread."""
+    return SessionRecord(session_id, state, LocalStorage(state))
 
 
 class SessionHandle(Scope):
@@ -38,27 +40,15 @@ class SessionHandle(Scope):
     state object alive while it exists.
     """
 
-    scope_name = "session"
-
     def __init__(self, manager: SessionStateManager, session_id: str, state: Any) -> None:
         self._manager = manager
         self._state = state
-        self._view = _compat.WorkerStateView(session_id, state)
-        self._schema = manager._schema
+        self._schema = manager.schema
         self.session_id = session_id
 
-    def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
-        manager = self._manager
-        if manager._registry.get(self.session_id) is None:
-            manager._first_call()  # a worker may make the session's first call
-        lock = manager._registry.acquire(self.session_id, self._state, timeout)
-        if manager._persistence is None:
-            return lock, self._view
-        try:
-            return lock, manager._persistence.session_view(lock, self._view, self.session_id)
-        except BaseException:
-            lock.release()
-            raise
+    def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Storage]:
+        return self._manager.enter_session(self.session_id, self._state, op, timeout,
+                                           worker=True)
 
     def is_alive(self) -> bool:
         """False once Streamlit has ended the session (its user is gone for good)."""
@@ -77,45 +67,76 @@ class SessionStateManager(Scope):
     once Streamlit has ended the session.
     """
 
-    scope_name = "session"
-    _schema: SchemaRegistry
-    #: Set by configure() when keys are persisted.
-    _persistence: Persistence | None = None
-    #: Set by safestate's __init__: applies deployment settings on a session's first call.
-    _config: Configuration | None = None
-
     def __init__(
         self,
-        shared: SharedState | None = None,
+        shared: SharedState,
+        backends: BackendSlot,
+        schema: SchemaRegistry,
         *,
         registry: LockRegistry | None = None,
-        sweep_interval: float = 10.0,
+        on_first_call: Callable[[], None] | None = None,
+        sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
-        # A registry of its own is for tests only: see _REGISTRY.
-        self._registry = registry if registry is not None else _REGISTRY
-        self._schema = _SCHEMA
+        #: The app-wide state shared by every session (the app's one ``shared``).
+        self.shared = shared
+        #: Declared (typed) keys: writes to them are validated.
+        self.schema = schema
+        self._schema = schema
+        self._backends = backends
+        self._registry = registry if registry is not None else LockRegistry(
+            make_record=new_record)
+        self._on_first_call = on_first_call
         self._sweeping = threading.Lock()
         self.sweep_interval = sweep_interval
         self._sweeper: threading.Thread | None = None
-        #: The app-wide state shared by every session (the process's one ``shared``).
-        self.shared = shared if shared is not None else shared_state
+        self._closed = threading.Event()
 
     # -- finding the session ------------------------------------------------------------
-    def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
+    def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Storage]:
         run = _compat.current_run_yielding()  # a superseded run ends here, as at st.*
         if run is None:
             raise NoSessionError(op)
-        sid, state = run
+        return self.enter_session(run[0], run[1], op, timeout)
+
+    def enter(self, op: str, *, script_only: bool = False) -> tuple[ScopeLock, Storage]:
+        """Take the calling session's lock; return it (its ``with`` block lets go) and its
+        storage. ``script_only``: ``op`` draws on or checks the page, so a worker may not call
+        it. Raises NoSessionError naming ``op``, and as ``enter_session``.
+        """
+        if script_only:
+            self.script_state(op)
+        return self._enter(op)
+
+    @staticmethod
+    def script_state(op: str) -> Any:
+        """The calling script run's session state object. Raises NoSessionError naming ``op``."""
+        run = _compat.current_run()
+        if run is None:
+            raise NoSessionError(op, script_only=True)
+        return run[1]
+
+    def enter_session(
+        self, session_id: str, state: Any, op: str, timeout: float | None = None,
+        worker: bool = False,
+    ) -> tuple[ScopeLock, Storage]:
+        """Take a session's lock; return it (its ``with`` block lets go) and the storage
+        the call works on. ``worker``: the caller is a thread without a script run.
+
+        Raises LockTimeoutError, StoreUnavailable (the session's state cannot be loaded).
+        """
         registry = self._registry
-        if registry.get(sid) is None:  # a session's first call: the cold path
+        if registry.get(session_id) is None:  # a session's first call: the cold path
             self._first_call()
-        lock = registry.acquire(sid, state, timeout, _compat.yield_point)
-        if self._persistence is None:
-            return lock, state
+        lock = registry.locked(session_id, state, timeout,
+                               None if worker else _compat.yield_point)
+        record = lock.record
+        assert record is not None  # made with the entry; gone only once it is dead
+        if worker and record.worker is None:  # a worker's first call (under the lock)
+            record.worker = LocalStorage(_compat.WorkerStateView(session_id, state))
         try:
-            return lock, self._persistence.session_view(lock, state, sid)
+            return lock, self._backends.get().session_storage(record, worker)
         except BaseException:
-            lock.release()
+            lock.release()  # the lock is the caller's only once this returns
             raise
 
     def safe_get(self, key: str, default: Any = None) -> Any:
@@ -130,35 +151,41 @@ class SessionStateManager(Scope):
         if run is None:
             raise NoSessionError("safe_get")
         registry = self._registry
-        if self._persistence is not None or registry.get(run[0]) is None:
+        backends = self._backends.current
+        if backends is None or backends.sessions is not None or registry.get(run[0]) is None:
             # Persisted state loads on a read; a session's first call applies the
             # deployment's settings (a page's first call is often a read).
             return Scope.safe_get(self, key, default)
-        lock = registry.acquire(run[0], run[1])
-        try:
+        with registry.locked(run[0], run[1]) as lock:
             lock.ops += 1
             try:
                 return run[1][key]
             except KeyError:
                 return default
-        finally:
-            lock.release()
 
     def safe_exists(self, key: str) -> bool:
         """Whether ``key`` is set in this session. Raises as safe_get."""
-        return self.safe_get(key, _MISSING) is not _MISSING
+        return self.safe_get(key, MISSING) is not MISSING
 
-    def _entry_of(self, state: Any) -> ScopeLock | None:
-        """The bookkeeping entry of the session whose state object is ``state``."""
+    def record_of(self, state: Any) -> SessionRecord | None:
+        """The record of the session whose state object is ``state`` (None if untracked)."""
         run = _compat.current_run()
         if run is not None and run[1] is state:
-            return self._registry.get(run[0])
+            entry = self._registry.get(run[0])
+            return None if entry is None else entry.record
         for entry in self._registry.entries():
-            if entry.state is state:
-                return entry
+            record = entry.record
+            if record is not None and record.state is state:
+                return record
         return None
 
-    def _in_session(self) -> bool:
+    def records(self) -> list[SessionRecord]:
+        """A snapshot of every tracked session's record (for app-wide health reports)."""
+        return [r for r in (e.record for e in self._registry.entries()) if r is not None]
+
+    @staticmethod
+    def in_session() -> bool:
+        """Whether the calling thread runs a script of a session (not a worker)."""
         return _compat.current_run() is not None
 
     def session_id(self) -> str:
@@ -173,8 +200,9 @@ class SessionStateManager(Scope):
         sessions); the same label monitors show. Raises NoSessionError outside a session."""
         return session_label(self.session_id())
 
-    #: The design's name for :meth:`session_id`.
-    _get_session_id = session_id
+    def _get_session_id(self) -> str:
+        """The design's name for :meth:`session_id`."""
+        return self.session_id()
 
     def current(self) -> SessionHandle:
         """A handle on the calling session for worker threads. Raises NoSessionError outside one."""
@@ -196,7 +224,8 @@ class SessionStateManager(Scope):
         Raises TypeError if ``target`` is not callable, NoSessionError outside a session.
         """
         if not callable(target):
-            raise TypeError(f"start_thread needs a callable target, got {type(target).__name__}")
+            raise InvalidArgumentError(
+                f"start_thread needs a callable target, got {type(target).__name__}")
         handle = self.current()
         thread = threading.Thread(
             target=target, args=(handle, *args), kwargs=kwargs, name=name, daemon=daemon
@@ -207,9 +236,9 @@ class SessionStateManager(Scope):
     # -- lifecycle -----------------------------------------------------------------------
     def _first_call(self) -> None:
         """A session's first call: apply the deployment's settings, keep ended ones swept."""
-        if self._config is not None:
-            self._config.ensure()
-        if self._sweeper is None:
+        if self._on_first_call is not None:
+            self._on_first_call()
+        if self._sweeper is None and not self._closed.is_set():
             self._start_sweeper()
         if monotonic() - self._registry.last_sweep >= self.sweep_interval:
             self._sweep()
@@ -219,9 +248,25 @@ class SessionStateManager(Scope):
             if self._sweeper is not None:
                 return
             # Without it, ended sessions would be freed only when another one arrives.
-            self._sweeper = threading.Thread(target=_sweep_forever, args=(weakref.ref(self),),
+            self._sweeper = threading.Thread(target=self._sweep_until_closed,
                                              name="safestate-sweeper", daemon=True)
             self._sweeper.start()
+
+    def _sweep_until_closed(self) -> None:
+        """Free ended sessions every ``sweep_interval`` seconds until ``close()``."""
+        while not self._closed.wait(self.sweep_interval):
+            if len(self._registry):
+                try:
+                    self._sweep()
+                except Exception:  # the next round tries again; the app must not notice
+                    _events.log.exception("safestate: sweeping ended sessions failed")
+
+    def close(self) -> None:
+        """Stop the sweeper thread (an app being replaced, as in tests)."""
+        self._closed.set()
+        sweeper = self._sweeper
+        if sweeper is not None and sweeper is not threading.current_thread():
+            sweeper.join()
 
     def _sweep(self) -> int:
         if not self._sweeping.acquire(False):
@@ -286,9 +331,9 @@ class SessionStateManager(Scope):
         Sweeps ended sessions first, so the figures are current.
         """
         self._sweep()
-        return self._stats()
+        return self.stats_now()
 
-    def _stats(self) -> dict[str, Any]:
+    def stats_now(self) -> dict[str, Any]:
         """get_session_stats() without sweeping (what metrics read: reading changes nothing)."""
         entries, cleaned, ops, waits, wait_ns = self._registry.totals()
         status = {"active": 0, "disconnected": 0, "ended": 0, "unknown": 0}
@@ -308,19 +353,3 @@ class SessionStateManager(Scope):
             "memory_per_session_bytes": self._registry.memory_per_entry(),
             "shared": self.shared.stats(),
         }
-
-
-def _sweep_forever(manager_ref: weakref.ref[SessionStateManager]) -> None:
-    """Free ended sessions every ``sweep_interval`` seconds, while the manager exists."""
-    while True:
-        manager = manager_ref()
-        if manager is None:
-            return
-        interval = manager.sweep_interval
-        if len(manager._registry):
-            try:
-                manager._sweep()
-            except Exception:  # the next round tries again; the app must not notice
-                _events.log.exception("safestate: sweeping ended sessions failed")
-        del manager  # between rounds the manager may go away
-        time.sleep(interval)  # a timer between rounds, not synchronization

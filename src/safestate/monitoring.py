@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
-    from .manager import SessionStateManager
+Stats = Callable[[], dict[str, Any]]
 
 #: Seconds; from an uncontended hand-over (microseconds) to a stuck holder.
 WAIT_BUCKETS = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -44,6 +44,17 @@ class _Enabled:
 
 _lock = threading.Lock()
 _enabled: _Enabled | None = None
+#: Where scrapes read the counters: the package's app's ``get_session_stats`` without a sweep.
+_source: Stats | None = None
+
+
+def watch(stats: Stats) -> None:
+    """Read the counters scrapes report from ``stats`` (the app the package uses now).
+
+    Called by the package when it puts an app in place; metrics that are on switch over.
+    """
+    global _source
+    _source = stats
 
 
 def enable_metrics(
@@ -121,8 +132,6 @@ def metrics_enabled() -> bool:
 def _register(registry: CollectorRegistry, port: int | None, addr: str) -> _Enabled:
     from prometheus_client import Counter, Histogram
 
-    from . import session_manager
-
     def made(metric: Any) -> Any:
         collectors.append(metric)
         return metric
@@ -142,7 +151,7 @@ def _register(registry: CollectorRegistry, port: int | None, addr: str) -> _Enab
             "safestate_errors", "safestate errors raised, by class, those safestate handles "
             "itself included (a VersionConflict that mutate() retried, a dependency "
             "is_ready() found not ready).", ["error"], registry=registry))
-        state = made(_StateCollector(session_manager))
+        state = made(_StateCollector())
         registry.register(state)
     except BaseException:
         _unregister(_Enabled(registry, port, addr, collectors))
@@ -180,10 +189,7 @@ def _unregister(enabled: _Enabled) -> None:
 
 
 class _StateCollector:
-    """Reads safestate's own counters when Prometheus scrapes."""
-
-    def __init__(self, manager: SessionStateManager) -> None:
-        self._manager = manager
+    """Reads safestate's own counters when Prometheus scrapes (from the ``watch``ed app)."""
 
     def describe(self) -> list[Metric]:
         # Given, so registering does not run a collection at import time.
@@ -191,7 +197,8 @@ class _StateCollector:
 
     def collect(self) -> Iterator[Metric]:
         # Without sweeping: a scrape must not be what frees ended sessions (the sweeper does).
-        yield from self._families(self._manager._stats())
+        source = _source
+        yield from self._families(None if source is None else source())
 
     @staticmethod
     def _families(stats: dict[str, Any] | None) -> Iterator[Metric]:

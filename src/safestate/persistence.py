@@ -12,28 +12,53 @@ processes. With a store configured, ``shared`` lives wholly in the store.
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import _compat, _events, identity
-from ._locks import ScopeLock, locks_held
+from ._keys import DELETE
+from ._locks import ScopeLock, Turn
+from ._record import SessionRecord
 from .errors import StoreUnavailable, UnreadableValueError, WriteInDoubt
 from .serialization import Serializer
+from .storage import Change, LocalStorage, apply_changes
 from .stores.base import Snapshot, Store
-from .transaction import _DELETE, apply_changes
 
-_MISSING: Any = object()
-MAX_ATTEMPTS = 200
-LOAD_RETRY = 5.0  # seconds between attempts to load a session's state from a failing store
+#: Seconds between attempts to load a session's state from a failing store.
+LOAD_RETRY = 5.0
 _log = _events.log
 
 
-def backoff(attempt: int) -> None:
-    """Sleep a random moment that grows with ``attempt``: a retry after a version conflict."""
-    # Contending writers in other processes: step aside for a random moment.
-    time.sleep(random.uniform(0, min(0.001 * attempt, 0.02)))
+@dataclass(slots=True, eq=False)
+class PersistedSession:
+    """Persistence's part of a session's record (see ``Persistence.session_view``)."""
+
+    #: The persistence (configuration) this part was last loaded for.
+    persistence: Persistence | None = None
+    #: The script run the identity was last worked out in (``_compat.current_run_marker``).
+    run: object = None
+    #: The session's identity ("browser:<token>", "user:<email>", ...), once worked out.
+    identity: str | None = None
+    #: The namespace in force, loaded; None while a load is due.
+    namespace: str | None = None
+    #: The namespace whose values the session's cache holds.
+    loaded: str | None = None
+    #: When the last load failed (monotonic seconds) and why.
+    load_failed_at: float | None = None
+    load_error: StoreUnavailable | None = None
+    #: A write's outcome is unknown: the next load makes the cache match the store exactly.
+    in_doubt: bool = False
+    #: identity="user" fell back to this session alone, and the developer was told.
+    warned_no_user: bool = False
+    #: The session's turn for read-modify-writes that read the store outside its lock.
+    turn: ScopeLock = field(default_factory=lambda: ScopeLock(
+        "turn", "this session's read-modify-writes"))
+    #: The script's view of the session through persistence, kept while the persistence
+    #: and the namespace are; and the view its worker threads write through.
+    view: PersistentView | None = None
+    worker_view: PersistentView | None = None
 
 
 class Persistence:
@@ -59,7 +84,7 @@ class Persistence:
         #: The shared state's turn for read-modify-writes (see Turn).
         self.shared_turn = ScopeLock("shared", "the shared state's read-modify-writes")
 
-    def session_view(self, lock: ScopeLock, local: Any, session_id: str) -> PersistentView:
+    def session_view(self, record: SessionRecord, worker: bool = False) -> PersistentView:
         """The session's state with persistence, loaded for its identity.
 
         Called with the session lock held. The identity is worked out once per script
@@ -67,66 +92,80 @@ class Persistence:
         the state is loaded again when it changes; the previous identity's persisted
         keys leave the session first. A worker before any script run gets this session
         alone, not cached. A failed load is retried at most every ``LOAD_RETRY``
-        seconds, so a hung store does not stall every call.
+        seconds, so a hung store does not stall every call. ``worker``: the view for a
+        thread without a script run context (it writes through ``record.worker``).
         """
-        extra = lock.extra if lock.extra is not None else {}
-        if extra.get("persistence") is not self:
+        part = record.part(PersistedSession)
+        if part.persistence is not self:
             # configure() ran since this session last loaded: what it knew of the old
-            # settings' store (its namespace, its failure) no longer applies.
-            for stale in ("namespace", "load_failed_at", "load_error"):
-                extra.pop(stale, None)
-            extra["persistence"] = self
-        if "turn" not in extra:  # made here, under the session lock: one per session
-            extra["turn"] = ScopeLock("turn", "this session's read-modify-writes")
+            # settings' store (its namespace, its failure, its views) no longer applies.
+            part.namespace = part.load_failed_at = part.load_error = None
+            part.view = part.worker_view = None
+            part.persistence = self
         run = _compat.current_run_marker()
-        namespace = extra.get("namespace")
-        if run is not None and extra.get("run") is not run:
-            who = identity.resolve(self.identity_mode, session_id, self.secret,
-                                   self.query_param, extra.get("identity"))
-            extra["run"], extra["identity"] = run, who
+        namespace = part.namespace
+        if run is not None and part.run is not run:
+            who = identity.resolve(self.identity_mode, record.session_id, self.secret,
+                                   self.query_param, part.identity)
+            part.run, part.identity = run, who
             if identity.namespace_for(who) != namespace:
                 # A new identity: until it loads, nothing reads or writes the old one's.
-                namespace = None
-                extra.pop("namespace", None)
+                namespace = part.namespace = None
             if self.identity_mode == "user" and who.startswith("session:"):
-                _warn_no_user(extra)
+                _warn_no_user(part)
         elif namespace is None and run is None:
-            lock.extra = extra  # its turn and in-doubt mark are the session's
-            known = extra.get("identity") or "session:" + session_id
-            view = PersistentView(self, identity.namespace_for(str(known)), local, extra)
+            # A worker before the script's first run: the script's next run works the
+            # identity out; until then this session alone, refreshed, not marked loaded.
+            known = part.identity or "session:" + record.session_id
+            view = self._view(record, part, identity.namespace_for(known), worker)
             view.refresh_quietly()
-            return view  # not cached: the script's next run works the identity out
-        lock.extra = extra
-        if isinstance(namespace, str):
-            return PersistentView(self, namespace, local, extra)
-        namespace = identity.namespace_for(str(extra["identity"]))
-        view = PersistentView(self, namespace, local, extra)
-        loaded = extra.get("loaded")
-        if loaded is not None and loaded != namespace:
+            return view
+        if namespace is not None:
+            view = self._view(record, part, namespace, worker)
+            view.load_error = None
+            return view
+        assert part.identity is not None  # worked out above, in this run or an earlier one
+        namespace = identity.namespace_for(part.identity)
+        view = self._view(record, part, namespace, worker)
+        if part.loaded is not None and part.loaded != namespace:
             # Another identity's values must never be seen by this one, even when the
             # new identity's load fails or does not hold every key.
-            self._forget(local)
-            extra["loaded"] = None
-        failed_at = extra.get("load_failed_at")
-        if isinstance(failed_at, float) and time.monotonic() - failed_at < LOAD_RETRY:
-            view.load_error = extra.get("load_error")  # type: ignore[assignment]
+            self._forget(view.cache)
+            part.loaded = None
+        failed_at = part.load_failed_at
+        if failed_at is not None and time.monotonic() - failed_at < LOAD_RETRY:
+            view.load_error = part.load_error
             return view
         try:
-            view.refresh(self.store.load(namespace), exact=bool(extra.get("in_doubt")))
+            view.refresh(self.store.load(namespace), exact=part.in_doubt)
         except StoreUnavailable as exc:
             # The page goes on: keys that are not persisted still work; persisted ones
             # raise this until a later load succeeds.
-            view.load_error = exc
-            extra["load_failed_at"], extra["load_error"] = time.monotonic(), exc
+            view.load_error = part.load_error = exc
+            part.load_failed_at = time.monotonic()
             return view
-        for done in ("load_failed_at", "load_error", "in_doubt"):
-            extra.pop(done, None)
-        extra["namespace"] = extra["loaded"] = namespace
+        view.load_error = part.load_error = part.load_failed_at = None
+        part.in_doubt = False
+        part.namespace = part.loaded = namespace
         return view
 
-    def _forget(self, local: Any) -> None:
+    def _view(self, record: SessionRecord, part: PersistedSession, namespace: str,
+              worker: bool) -> PersistentView:
+        """The session's kept view of ``namespace`` (the script's, or the workers')."""
+        view = part.worker_view if worker else part.view
+        if view is None or view.namespace != namespace:
+            local = record.worker if worker else record.local
+            assert local is not None  # made with the record by the session manager
+            view = PersistentView(self, namespace, local, part)
+            if worker:
+                part.worker_view = view
+            else:
+                part.view = view
+        return view
+
+    def _forget(self, local: LocalStorage) -> None:
         """Take every persisted key out of a session's cache; declared defaults come back."""
-        for key in _compat.user_keys(local):
+        for key in local.user_keys():
             if self.persists(key):
                 with contextlib.suppress(KeyError):
                     del local[key]
@@ -138,15 +177,15 @@ class Persistence:
                     local[key] = declared.make_default()
 
 
-def _warn_no_user(extra: dict[str, object]) -> None:
+def _warn_no_user(part: PersistedSession) -> None:
     """Say once per session that identity="user" fell back to this session alone."""
-    if extra.get("warned_no_user"):
+    if part.warned_no_user:
         return
-    extra["warned_no_user"] = True
+    part.warned_no_user = True
     message = ("safestate: identity='user' but nobody is logged in (st.user): this "
                "session's persisted state is kept for this session only and a reload "
                "starts afresh. Call st.login() first, or use identity='browser'.")
-    _log.warning("%s (%s)", message, _events.current_label())
+    _log.warning("%s (%s)", message, _compat.current_label())
     if _compat.show_developer_notes():
         import streamlit as st
 
@@ -155,21 +194,32 @@ def _warn_no_user(extra: dict[str, object]) -> None:
 
 
 class PersistentView:
-    """A scope's state seen through persistence: local cache (a session) or none (shared)."""
+    """A scope's state seen through persistence: a ``Storage`` whose persisted keys are in a store.
 
-    __slots__ = ("_local", "_p", "_session", "load_error", "namespace")
+    A session's view caches them in the session's memory (``cache``), loaded by
+    ``Persistence.session_view``; the shared state's view has no cache and reads the store.
+    """
 
-    def __init__(self, persistence: Persistence, namespace: str, local: Any,
-                 session: dict[str, object] | None = None) -> None:
+    __slots__ = ("_cache", "_p", "_part", "load_error", "namespace")
+
+    def __init__(self, persistence: Persistence, namespace: str, cache: LocalStorage | None,
+                 part: PersistedSession | None = None) -> None:
         self._p = persistence
         self.namespace = namespace
-        self._local = local  # None: read everything from the store (shared)
-        self._session = session  # the session's persistence bookkeeping, if a session's
+        self._cache = cache  # None: read everything from the store (shared)
+        self._part = part  # the session's persistence bookkeeping, if a session's
+        #: Why the session's last load failed; persisted reads raise it until one succeeds.
         self.load_error: StoreUnavailable | None = None
+
+    @property
+    def cache(self) -> LocalStorage:
+        """The session's memory this view caches persisted keys in."""
+        assert self._cache is not None, "the shared state's view has no cache"
+        return self._cache
 
     def persisted(self, key: str) -> bool:
         """Whether ``key`` lives in the store (every key of a view without a local cache)."""
-        return self._local is None or self._p.persists(key)
+        return self._cache is None or self._p.persists(key)
 
     def refresh(self, snap: Snapshot, exact: bool = False) -> None:
         """Put the store's persisted values into the local cache.
@@ -177,22 +227,24 @@ class PersistentView:
         ``exact`` also drops cached persisted keys the store does not hold (after a write
         whose outcome was unknown, the store is the only truth).
         """
-        if self._local is None:
+        cache = self._cache
+        if cache is None:
             return
         values = self._decoded(snap)
         if exact:
-            for key in _compat.user_keys(self._local):
+            for key in cache.user_keys():
                 if self._p.persists(key) and key not in snap.values:
                     with contextlib.suppress(KeyError):
-                        del self._local[key]
+                        del cache[key]
         for key, value in values.items():
             if self._p.persists(key):
-                self._local[key] = value
+                cache[key] = value
 
     def refresh_quietly(self) -> None:
         """refresh(), leaving the cache as it is if the store cannot be read now."""
         try:
             self.refresh(self._p.store.load(self.namespace))
+            self.load_error = None
         except StoreUnavailable as exc:
             self.load_error = exc
 
@@ -213,12 +265,12 @@ class PersistentView:
                     _log.warning("safestate: %s; skipped", exc)
         return values
 
-    # -- the mapping the scopes use -----------------------------------------------------------
+    # -- Storage --------------------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
-        if self._local is not None:
+        if self._cache is not None:
             if self.load_error is not None and self._p.persists(key):
                 raise self.load_error
-            return self._local[key]
+            return self._cache[key]
         data = self._p.store.get(self.namespace, key)
         if data is None:
             raise KeyError(key)
@@ -229,30 +281,34 @@ class PersistentView:
 
     def __delitem__(self, key: str) -> None:
         # KeyError when absent, as a mapping does; a value that no longer decodes can go.
-        if self._local is not None:
+        if self._cache is not None:
             self[key]
         elif self._p.store.get(self.namespace, key) is None:
             raise KeyError(key)
-        self.apply([(key, _DELETE)])
+        self.apply([(key, DELETE)])
 
     def user_keys(self) -> list[str]:
         """The keys set here, without decoding a value."""
-        if self._local is not None:
-            return _compat.user_keys(self._local)
+        if self._cache is not None:
+            return self._cache.user_keys()
         return list(self._p.store.load(self.namespace).values)
 
-    @property
-    def filtered_state(self) -> dict[str, Any]:
-        if self._local is not None:
-            return _compat.snapshot(self._local)
+    def snapshot(self) -> dict[str, Any]:
+        """Every key and value: the session's cache, or the shared state's store."""
+        if self._cache is not None:
+            return self._cache.snapshot()
         snap = self._p.store.load(self.namespace)
         return {k: self._p.serializer.loads(k, v) for k, v in snap.values.items()}
 
-    # -- several keys at once ---------------------------------------------------------------
-    def apply(
-        self, changes: Iterable[tuple[str, Any]], expected_version: int | None = None
-    ) -> None:
-        """Apply (key, value-or-_DELETE) pairs: one store commit for the persisted ones.
+    def clear(self) -> None:
+        """Remove every key: the cache's, and the namespace from the store (one round trip)."""
+        if self._cache is not None:
+            self.apply([(k, DELETE) for k in self.user_keys()])
+        else:
+            self._p.store.drop(self.namespace)
+
+    def apply(self, changes: Iterable[Change], expected_version: int | None = None) -> None:
+        """Apply (key, value-or-DELETE) pairs: one store commit for the persisted ones.
 
         All or nothing: values are encoded first, the local cache is changed with an
         undo log, and undone if the store refuses. Raises VersionConflict,
@@ -260,36 +316,36 @@ class PersistentView:
         """
         changes = list(changes)
         dumps = self._p.serializer.dumps
-        sets = {k: dumps(k, v) for k, v in changes if v is not _DELETE and self.persisted(k)}
-        deletes = [k for k, v in changes if v is _DELETE and self.persisted(k)]
-        if self._local is None:
+        sets = {k: dumps(k, v) for k, v in changes if v is not DELETE and self.persisted(k)}
+        deletes = [k for k, v in changes if v is DELETE and self.persisted(k)]
+        if self._cache is None:
             self._p.store.commit(self.namespace, sets, deletes,
                                  expected_version=expected_version, ttl=self._p.ttl)
             return
         # The cache first (Streamlit may refuse a key, e.g. a widget drawn this run), then
         # the store; if the store refuses, the cache is put back: raising changes nothing.
-        undo = apply_changes(self._local, changes)
+        undo = apply_changes(self._cache, changes)
         try:
             if sets or deletes:
                 self._p.store.commit(self.namespace, sets, deletes,
                                      expected_version=expected_version, ttl=self._p.ttl)
         except WriteInDoubt:
             undo()
-            if self._session is not None:
+            if self._part is not None:
                 # The store may hold the write or not: the next call reads it back, so
                 # the cache shows what the store holds, whichever it is.
-                self._session.pop("namespace", None)
-                self._session["in_doubt"] = True
+                self._part.namespace = None
+                self._part.in_doubt = True
             raise
         except BaseException:
             undo()
             raise
 
-    def transaction_reads(self) -> TransactionReads:
+    def transaction_reads(self) -> PersistedReads:
         """What a transaction reads: loaded from the store on its first read only."""
-        return TransactionReads(self)
+        return PersistedReads(self)
 
-    def snapshot(
+    def snapshot_versioned(
         self, unreadable: dict[str, UnreadableValueError] | None = None
     ) -> tuple[dict[str, Any], int]:
         """A consistent read for a transaction: (values, version).
@@ -300,62 +356,33 @@ class PersistentView:
         """
         snap = self._p.store.load(self.namespace)
         stored = self._decoded(snap, unreadable)
-        if self._local is None:
+        if self._cache is None:
             return stored, snap.version
-        merged = _compat.snapshot(self._local)
+        merged = self._cache.snapshot()
         merged.update((k, v) for k, v in stored.items() if self._p.persists(k))
         return merged, snap.version
 
-    def read(self, key: str, default: Any) -> tuple[Any, int]:
+    def read(self, key: str, default: Any) -> tuple[Any, int | None]:
         """``key``'s value in the store (``default`` when unset) and the version read.
 
-        One round trip; a commit with that version refuses if another writer came
-        first. Raises StoreUnavailable, UnreadableValueError.
+        One round trip for a persisted key; a commit with that version refuses if another
+        writer came first. A key kept in the session only is read from its memory,
+        unversioned. Raises StoreUnavailable, UnreadableValueError.
         """
+        if not self.persisted(key):
+            return self.cache.read(key, default)
         snap = self._p.store.load(self.namespace)
         data = snap.values.get(key)
         return (default if data is None else self._p.serializer.loads(key, data)), snap.version
 
-    def turn(self) -> Turn:
-        """The scope's turn for read-modify-writes that read outside its lock."""
-        if self._session is None:
-            return Turn(self._p.shared_turn)
-        lock = self._session["turn"]
-        assert isinstance(lock, ScopeLock)  # session_view made it
-        return Turn(lock)
+    def turn(self, key: str) -> Turn | None:
+        """The scope's turn for read-modify-writes of a stored key (they read outside its lock)."""
+        if not self.persisted(key):
+            return None
+        return Turn(self._p.shared_turn if self._part is None else self._part.turn)
 
 
-class Turn:
-    """A scope's turn to read-modify-write a stored key: a lock of its own, taken before the
-    scope's lock (never after), whose wait a superseded script run leaves.
-
-    Without it every rerun of a click flood would queue inside the store's client,
-    where nothing can stop it, and the scope's own writers would conflict.
-    """
-
-    __slots__ = ("_lock", "_taken")
-
-    def __init__(self, lock: ScopeLock) -> None:
-        self._lock = lock
-        self._taken = False
-
-    def __enter__(self) -> None:
-        if locks_held():
-            # This thread holds another of safestate's locks: waiting for the turn could
-            # close a cycle (its holder's fn may want that lock). Take it only if free;
-            # otherwise go on without it (optimistic: a conflict is retried).
-            self._taken = self._lock.try_acquire()
-            return
-        self._lock.acquire(None, None, _compat.yield_point if _compat.in_script_run() else None)
-        self._taken = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._taken:
-            self._taken = False
-            self._lock.release()
-
-
-class TransactionReads(Mapping[str, Any]):
+class PersistedReads(Mapping[str, Any]):
     """A transaction's view of a persisted scope, read in one round trip on first use.
 
     A transaction that only writes never reads the store: its commit is its one
@@ -371,7 +398,7 @@ class TransactionReads(Mapping[str, Any]):
 
     def _loaded(self) -> dict[str, Any]:
         if self._values is None:
-            self._values, self.version = self._view.snapshot(self._unreadable)
+            self._values, self.version = self._view.snapshot_versioned(self._unreadable)
         return self._values
 
     def __getitem__(self, key: str) -> Any:
@@ -386,6 +413,6 @@ class TransactionReads(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._loaded()) + len(self._unreadable)
 
-    def commit(self, changes: list[tuple[str, Any]]) -> None:
+    def commit(self, changes: list[Change]) -> None:
         """Apply the transaction's changes, checking the version if anything was read."""
         self._view.apply(changes, expected_version=self.version)

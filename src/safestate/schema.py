@@ -1,9 +1,9 @@
 """Typed session schemas: declare the session's keys once, as a pydantic model or a dataclass.
 
-``state = safestate.typed(AppState)`` gives defaults on the first run, attribute
-access that your editor completes (the proxy is typed as ``AppState``), and a
-``StateValidationError`` naming key, expected type and value when a wrong type is
-written, through the proxy or through any safe_* call on a declared key.
+``state = safestate.typed(AppState)`` (see ``init.TypedState``) gives defaults on the
+first run, attribute access that your editor completes, and a ``StateValidationError``
+naming key, expected type and value when a wrong type is written, through the proxy or
+through any safe_* call on a declared key: the schema registry here checks every write.
 """
 
 from __future__ import annotations
@@ -14,24 +14,18 @@ import re
 import threading
 import typing
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, cast
+from typing import Annotated, Any, cast
 
 import pydantic
 from pydantic_core import PydanticUndefined
 
+from ._keys import MISSING
 from .errors import (
     InvalidArgumentError,
-    MissingStateError,
     SchemaConflictError,
     StateValidationError,
     quote,
 )
-
-if TYPE_CHECKING:
-    from ._scope import Scope
-
-M = TypeVar("M")
-_MISSING: Any = object()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +37,7 @@ class DeclaredKey:
     model: str
     strict: bool
     adapter: pydantic.TypeAdapter[Any] = dataclasses.field(compare=False, repr=False)
-    default: Any = _MISSING
+    default: Any = MISSING
     default_factory: Callable[[], Any] | None = None
 
     @property
@@ -56,7 +50,7 @@ class DeclaredKey:
 
     def has_default(self) -> bool:
         """Whether the key gets a value on the first run."""
-        return self.default is not _MISSING or self.default_factory is not None
+        return self.default is not MISSING or self.default_factory is not None
 
     def make_default(self) -> Any:
         """A fresh default for one session (copied: sessions never share a mutable default)."""
@@ -91,7 +85,7 @@ def _declared_keys(model: type[Any]) -> list[DeclaredKey]:
                     annotation=info.annotation,
                     model=name,
                     strict=True if strict is None else bool(strict),
-                    default=_MISSING if info.default is PydanticUndefined else info.default,
+                    default=MISSING if info.default is PydanticUndefined else info.default,
                     default_factory=cast("Callable[[], Any] | None", info.default_factory),
                     adapter=pydantic.TypeAdapter(annotated),
                 )
@@ -105,7 +99,7 @@ def _declared_keys(model: type[Any]) -> list[DeclaredKey]:
                 annotation=hints[f.name],
                 model=name,
                 strict=True,
-                default=_MISSING if f.default is dataclasses.MISSING else f.default,
+                default=MISSING if f.default is dataclasses.MISSING else f.default,
                 default_factory=(
                     None if f.default_factory is dataclasses.MISSING else f.default_factory
                 ),
@@ -163,76 +157,3 @@ class SchemaRegistry:
         """``value`` validated against ``key``'s declared type, if it has one."""
         declared = self.fields.get(key)
         return value if declared is None else declared.validate(value)
-
-
-class TypedState(Generic[M]):
-    """Attribute access to a session's declared keys; ``typed()`` returns one typed as the model.
-
-    Reading an unset key raises MissingStateError; a name that is not a field
-    raises AttributeError listing the fields (typos fail loudly).
-    """
-
-    __slots__ = ("_keys", "_model", "_scope")
-
-    def __init__(self, model: type[M], scope: Scope, keys: list[DeclaredKey]) -> None:
-        object.__setattr__(self, "_model", model)
-        object.__setattr__(self, "_scope", scope)
-        object.__setattr__(self, "_keys", {k.name: k for k in keys})
-
-    def _field(self, name: str) -> DeclaredKey:
-        keys: dict[str, DeclaredKey] = object.__getattribute__(self, "_keys")
-        if name not in keys:
-            model = object.__getattribute__(self, "_model").__name__
-            raise AttributeError(
-                f"{model} has no field {name!r}; its fields are {', '.join(keys)}. "
-                f"Declare it in {model} first."
-            )
-        return keys[name]
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        field = self._field(name)
-        value = self._scope.safe_get(name, _MISSING)
-        if value is _MISSING and field.has_default():
-            # First read in this session: give it its default, once, atomically.
-            value = self._scope.mutate(
-                name, lambda v: field.make_default() if v is _MISSING else v, _MISSING
-            )
-        if value is _MISSING:
-            raise MissingStateError(
-                [name], "It has no default in the schema: set it before reading it."
-            )
-        return value
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        self._field(name)
-        self._scope.safe_set(name, value)  # validated by the scope's schema hook
-
-    def __delattr__(self, name: str) -> None:
-        self._field(name)
-        self._scope.safe_delete(name)
-
-    def initialize(self) -> list[str]:
-        """Give every unset key with a default its default, atomically; return the keys set."""
-        keys: dict[str, DeclaredKey] = object.__getattribute__(self, "_keys")
-        scope = self._scope
-        with scope.transaction() as tx:
-            created = []
-            for key in keys.values():
-                if key.has_default() and key.name not in tx:
-                    tx[key.name] = key.make_default()
-                    created.append(key.name)
-        return created
-
-    def to_model(self) -> M:
-        """A snapshot of the declared keys as a model instance (validated)."""
-        keys: dict[str, DeclaredKey] = object.__getattribute__(self, "_keys")
-        with self._scope.session_lock():
-            values = {n: self._scope.safe_get(n, _MISSING) for n in keys}
-        model = object.__getattribute__(self, "_model")
-        return cast("M", model(**{k: v for k, v in values.items() if v is not _MISSING}))
-
-    def __repr__(self) -> str:
-        model = object.__getattribute__(self, "_model").__name__
-        return f"<typed session state {model}>"

@@ -2,66 +2,60 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from . import _compat
+from ._backends import BackendSlot
 from ._locks import ScopeLock
 from ._scope import Scope
-from .persistence import PersistentView
+from .storage import LocalStorage, Storage
 
 
 class SharedState(Scope):
     """App-wide state under its own lock, with the same API as the session manager.
 
     Use it for what several users' script threads touch at once (counters, boards,
-    objects kept in ``st.cache_resource``). It lives in this process's memory.
+    objects kept in ``st.cache_resource``). It lives in this process's memory, or with
+    a store configured (not memory://), in the store.
     """
 
-    scope_name = "shared state"
-    #: With a store configured (not memory://), the shared state lives there instead.
-    _view: PersistentView | None = None
-    #: Applies the deployment's settings (secrets, env) before first use; then None.
-    _before_first_use: Callable[[], None] | None = None
-
-    def __init__(self) -> None:
+    def __init__(self, backends: BackendSlot) -> None:
+        self._backends = backends
         self._lock = ScopeLock("shared", "the shared state")
         self._data: dict[str, Any] = {}
+        self._memory = LocalStorage(self._data)
 
-    def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Any]:
-        first_use = self._before_first_use
-        if first_use is not None:  # an app may use only `shared`: it must get the store too
-            first_use()
-        view = self._view
-        if view is None or not _compat.in_script_run():
+    def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Storage]:
+        # An app may use only `shared`: its first call applies the deployment's settings.
+        storage = self._backends.get().shared_storage(self._memory)
+        if storage is self._memory or not _compat.in_script_run():
             # In memory the lock is held for microseconds (as a plain dict under a lock
             # would be); a worker has nothing to supersede it.
             self._lock.acquire(timeout)
-            return self._lock, self._data if view is None else view
+            return self._lock, storage
         # In a store, the lock is held across round trips: a run the user clicked past
         # ends here, as at st.session_state, and leaves the lock's queue.
         _compat.yield_point()
         self._lock.acquire(timeout, None, _compat.yield_point)
-        return self._lock, view
+        return self._lock, storage
 
     def clear(self) -> None:
-        """Remove every key."""
-        with self.session_lock():
-            self._data.clear()
-            if self._view is not None:
-                self._view._p.store.drop(self._view.namespace)
+        """Remove every key. Raises StoreUnavailable when a store cannot be reached."""
+        lock, storage = self._enter("clear")
+        with lock:
+            storage.clear()
+            self._data.clear()  # what an earlier configuration kept in memory goes too
 
     def stats(self) -> dict[str, Any]:
         """Operations, waits and keys of the shared state (key count only, no values)."""
         lock = self._lock
+        backends = self._backends.current
+        in_store = backends is not None and backends.shared is not None
         return {
-            "keys": len(self._data) if self._view is None else None,  # None: in the store
+            "keys": None if in_store else len(self._data),  # None: in the store
             "operations": lock.ops,
             "lock_waits": lock.waits,
+            "lock_waiters": lock.waiters,
             "lock_wait_seconds": lock.wait_ns / 1e9,
             "lock_held": lock.held,
         }
-
-
-#: The process's app-wide state (``safestate.shared``).
-shared_state = SharedState()

@@ -13,12 +13,12 @@ if "name" in q:
     safestate.increment("visits")
     safestate.shared.increment("visits_all")
 
-st.markdown(f"SID={safestate.session_id()}")
+st.markdown(f"SID={safestate.session_manager.session_id()}")
 st.markdown(f"OWNER={safestate.safe_get('owner')}")
 st.markdown(f"VISITS={safestate.safe_get('visits', 0)}")
 st.markdown(f"KEYS={','.join(safestate.session_manager.keys())}")
 if "check" in q:
-    stats = safestate.get_session_stats()
+    stats = safestate.session_manager.get_session_stats()
     ids = [i for i in q["check"].split(",") if i]
     tracked = [i for i in ids if safestate.session_manager.is_tracked(i)]
     st.markdown(f"TRACKED={','.join(tracked)}")

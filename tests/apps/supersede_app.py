@@ -21,7 +21,7 @@ if op == "hold":
     release = pathlib.Path(params["release"])
     holding = threading.Event()
 
-    def hold(handle: safestate.SessionHandle) -> None:
+    def hold(handle: safestate.manager.SessionHandle) -> None:
         with handle.session_lock():
             holding.set()
             deadline = time.monotonic() + HOLD_LIMIT

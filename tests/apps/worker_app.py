@@ -15,7 +15,7 @@ sys.setswitchinterval(1e-6)
 if st.query_params.get("start") == "1" and not safestate.safe_get("started", False):
     safestate.safe_set("started", True)
 
-    def work(handle: safestate.SessionHandle) -> None:
+    def work(handle: safestate.manager.SessionHandle) -> None:
         for i in range(1, WRITES + 1):
             handle.safe_set(f"slot_{i % 50}", i)  # new keys and overwrites, as real code does
             handle.increment("ticks")

@@ -16,7 +16,8 @@ with st.container(horizontal=True):
 
 safestate.ensure_session_initialized(["caso_uso_maestro", "contenedor"])
 with st.spinner("Starting the AI system…"):
-    ready = safestate.is_ia_system_ready()  # the design's gate; builds the model on first use
+    # The design's gate; builds the model on first use.
+    ready = safestate.session_validator.is_ia_system_ready()
 if not ready:
     safestate.require("ia_system")  # says why, offers Retry / Reset my session, and stops
 model = safestate.get_dependency("ia_system", validate=False)  # just checked

@@ -19,7 +19,7 @@ with left:
     if st.button("Add 1 to my counter", key="my_counter"):
         s.my_clicks += 1
     st.metric("My clicks", s.my_clicks)
-    st.markdown(safestate.get_caso_uso_maestro().greet(s.nickname))
+    st.markdown(safestate.session_validator.get_caso_uso_maestro().greet(s.nickname))
 with right:
     st.subheader("What's here")
     st.markdown(

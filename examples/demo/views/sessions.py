@@ -27,7 +27,7 @@ if verdict == "wrong":
 
 @st.fragment(run_every=2.0)
 def monitor() -> None:
-    stats = safestate.get_session_stats()
+    stats = safestate.session_manager.get_session_stats()
     a, b, c, d = st.columns(4)
     a.metric("Live sessions", stats["sessions_active"])
     b.metric("Tracked", stats["sessions_tracked"])
@@ -43,9 +43,9 @@ def monitor() -> None:
     st.dataframe(safestate.session_manager.session_table(), hide_index=True,
                  key="session_table")
     st.subheader("App health")
-    safestate.health_report("app").render()
+    safestate.session_validator.health_report("app").render()
 
 
 monitor()
 st.subheader("Your session")
-safestate.health_report().render()
+safestate.session_validator.health_report().render()

@@ -13,7 +13,7 @@ st.markdown(
 )
 
 
-def work(handle: safestate.SessionHandle) -> None:
+def work(handle: safestate.manager.SessionHandle) -> None:
     job = safestate.typed(DemoState, scope=handle)
     try:
         for step in range(1, 21):

@@ -19,10 +19,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from .. import _events
-from ..errors import StoreUnavailable, StoreURLError, VersionConflict, redact
+from .. import _compat, _events
+from ..errors import StoreUnavailable, VersionConflict, redact
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ class FaultLog:
                 if left_out else "")
         # The message names the store (credentials masked) and the driver's error, no values.
         _events.log.warning("safestate: store %s failed (%s): %s%s", operation,
-                            _events.current_label(), exc, more)
+                            _compat.current_label(), exc, more)
 
     def recovered(self, store: Store) -> None:
         """The store answered: say so once if it had failed, with the faults not logged."""
@@ -170,45 +169,3 @@ class FaultLog:
             left_out, self._left_out, self._logged_at = self._left_out, 0, None
         _events.log.info("safestate: store %s answers again%s", redact(store.url),
                          f" ({left_out} more fault(s) were not logged)" if left_out else "")
-
-
-def open_store(url: str) -> Store:
-    """The store a URL names: ``memory://``, ``sqlite:///path.db``, ``redis://host:port/db``.
-
-    Raises StoreURLError for another scheme or a malformed URL, StoreUnavailable when
-    the store cannot be opened.
-    """
-    if not isinstance(url, str):
-        raise StoreURLError(repr(url), "the store URL must be a string")
-    scheme = urlsplit(url).scheme
-    opener = _OPENERS.get(scheme)
-    if opener is None:
-        raise StoreURLError(url, f"unknown scheme {scheme!r}")
-    return opener()(url)
-
-
-def _memory() -> Callable[[str], Store]:
-    from .memory import MemoryStore
-
-    return MemoryStore
-
-
-def _sqlite() -> Callable[[str], Store]:
-    from .sqlite import SQLiteStore
-
-    return SQLiteStore
-
-
-def _redis() -> Callable[[str], Store]:
-    from .redis import RedisStore
-
-    return RedisStore
-
-
-# A plain dict: a new store is one module and one line here.
-_OPENERS: dict[str, Callable[[], Callable[[str], Store]]] = {
-    "memory": _memory,
-    "sqlite": _sqlite,
-    "redis": _redis,
-    "rediss": _redis,
-}

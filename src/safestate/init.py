@@ -1,0 +1,201 @@
+"""Declared keys: ``ensure_session_initialized`` and ``typed``."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from ._keys import MISSING, check_key, has_key
+from .dependencies import DependencyRegistry, reason_of
+from .errors import DependencyNotReady, InvalidArgumentError, MissingStateError
+from .schema import DeclaredKey
+
+if TYPE_CHECKING:
+    from ._scope import Scope
+    from .manager import SessionStateManager
+
+M = TypeVar("M")
+
+
+@dataclass
+class InitReport:
+    """What ``ensure_session_initialized`` found and did."""
+
+    created: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)  # optional dependencies that failed
+
+    @property
+    def ok(self) -> bool:
+        """Nothing required is missing."""
+        return not self.missing
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+class Initializer:
+    """Creates a session's declared keys: defaults and factories, dependencies, typed schemas."""
+
+    def __init__(self, manager: SessionStateManager, dependencies: DependencyRegistry) -> None:
+        self._manager = manager
+        self._dependencies = dependencies
+        #: Keys every session should have: the fields of typed() schemas (they get defaults
+        #: in every session, so a missing one was deleted). Pages' own needs are not here.
+        self.declared: dict[str, None] = {}
+
+    def ensure(self, keys: Iterable[str] | Mapping[str, Any] | str) -> InitReport:
+        """Create what is missing of ``keys`` (names, or name -> default or factory); report.
+
+        Raises InvalidArgumentError for another kind of ``keys``, InvalidKeyError /
+        EmptyKeyError, StateValidationError, NoSessionError outside a script run.
+        """
+        if isinstance(keys, str):
+            keys = [keys]
+        if not isinstance(keys, Iterable) or isinstance(keys, (bytes, bytearray)):
+            raise InvalidArgumentError(
+                "ensure_session_initialized() takes key names (a list of str, or one str) or "
+                "a mapping of name -> default or factory, e.g. "
+                f"ensure_session_initialized({{'cart': []}}); got {type(keys).__name__}")
+        if isinstance(keys, Mapping):
+            return self._init_mapping({check_key(k): v for k, v in keys.items()})
+        return self._init_names([check_key(k) for k in keys])
+
+    def _init_mapping(self, items: dict[str, Any]) -> InitReport:
+        schema = self._manager.schema
+        report = InitReport()
+        lock, storage = self._manager.enter("ensure_session_initialized", script_only=True)
+        with lock:
+            built: list[tuple[str, Any]] = []
+            for key, default in items.items():
+                if has_key(storage, key):
+                    report.present.append(key)
+                    continue
+                try:
+                    value = default() if callable(default) else copy.deepcopy(default)
+                except Exception as exc:
+                    report.errors[key] = reason_of(exc)
+                    report.missing.append(key)
+                    continue
+                built.append((key, schema.check(key, value)))
+            if not report.missing:
+                storage.apply(built)
+                report.created = [k for k, _ in built]
+            else:
+                report.missing += [k for k, _ in built]  # not written: all or nothing
+        return report
+
+    def _init_names(self, names: list[str]) -> InitReport:
+        report = InitReport()
+        deps = self._dependencies
+        # Presence is read in the session's own state (a stored key that cannot be loaded
+        # now counts as missing, not as an error).
+        state = self._manager.script_state("ensure_session_initialized")
+        with self._manager.session_lock():
+            for name in names:
+                if deps.is_registered(name):
+                    try:
+                        deps.get(name, validate=True)
+                        report.present.append(name)
+                    except DependencyNotReady as exc:
+                        # An optional dependency degrades; only a required one is missing.
+                        if deps.lookup(name).required:
+                            report.missing.append(name)
+                        else:
+                            report.degraded.append(name)
+                        report.errors[name] = exc.reason
+                elif has_key(state, name):
+                    report.present.append(name)
+                else:
+                    report.missing.append(name)
+        return report
+
+    def typed(self, model: type[M], scope: Scope | None = None) -> M:
+        """Declare the session's keys as ``model``'s fields; return attribute access typed as it.
+
+        Raises InvalidArgumentError (a TypeError) for another kind of class,
+        SchemaConflictError when a key is already declared with another type.
+        """
+        keys = self._manager.schema.declare(model)
+        self.declared.update(dict.fromkeys(k.name for k in keys))
+        proxy: TypedState[M] = TypedState(model, scope or self._manager, keys)
+        if scope is not None or self._manager.in_session():
+            proxy.initialize()
+        return cast("M", proxy)
+
+
+class TypedState(Generic[M]):
+    """Attribute access to a session's declared keys; ``typed()`` returns one typed as the model.
+
+    Reading an unset key raises MissingStateError; a name that is not a field
+    raises AttributeError listing the fields (typos fail loudly).
+    """
+
+    __slots__ = ("_keys", "_model", "_scope")
+
+    def __init__(self, model: type[M], scope: Scope, keys: list[DeclaredKey]) -> None:
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_scope", scope)
+        object.__setattr__(self, "_keys", {k.name: k for k in keys})
+
+    def _field(self, name: str) -> DeclaredKey:
+        keys: dict[str, DeclaredKey] = object.__getattribute__(self, "_keys")
+        if name not in keys:
+            model = object.__getattribute__(self, "_model").__name__
+            raise AttributeError(
+                f"{model} has no field {name!r}; its fields are {', '.join(keys)}. "
+                f"Declare it in {model} first."
+            )
+        return keys[name]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        field = self._field(name)
+        value = self._scope.safe_get(name, MISSING)
+        if value is MISSING and field.has_default():
+            # First read in this session: give it its default, once, atomically.
+            value = self._scope.mutate(
+                name, lambda v: field.make_default() if v is MISSING else v, MISSING
+            )
+        if value is MISSING:
+            raise MissingStateError(
+                [name], "It has no default in the schema: set it before reading it."
+            )
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._field(name)
+        self._scope.safe_set(name, value)  # validated by the scope's schema hook
+
+    def __delattr__(self, name: str) -> None:
+        self._field(name)
+        self._scope.safe_delete(name)
+
+    def initialize(self) -> list[str]:
+        """Give every unset key with a default its default, atomically; return the keys set."""
+        keys: dict[str, DeclaredKey] = object.__getattribute__(self, "_keys")
+        scope = self._scope
+        with scope.transaction() as tx:
+            created = []
+            for key in keys.values():
+                if key.has_default() and key.name not in tx:
+                    tx[key.name] = key.make_default()
+                    created.append(key.name)
+        return created
+
+    def to_model(self) -> M:
+        """A snapshot of the declared keys as a model instance (validated)."""
+        keys: dict[str, DeclaredKey] = object.__getattribute__(self, "_keys")
+        with self._scope.session_lock():
+            values = {n: self._scope.safe_get(n, MISSING) for n in keys}
+        model = object.__getattribute__(self, "_model")
+        return cast("M", model(**{k: v for k, v in values.items() if v is not MISSING}))
+
+    def __repr__(self) -> str:
+        model = object.__getattribute__(self, "_model").__name__
+        return f"<typed session state {model}>"

@@ -1,0 +1,33 @@
+"""Test support: run a block against a fresh, isolated safestate app.
+
+``with fresh_app() as app:`` builds a new state layer (no sessions, no shared state,
+no declared keys, no configuration), points ``safestate``'s names at it for the block,
+then puts the previous one back and closes the fresh one. A pytest fixture::
+
+    @pytest.fixture(autouse=True)
+    def app():
+        with safestate.testing.fresh_app() as app:
+            yield app
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import safestate
+
+from .app import App, build_app
+
+
+@contextmanager
+def fresh_app(**options: Any) -> Iterator[App]:
+    """A new app (``build_app(**options)``) in force for the block. Raises as build_app."""
+    app = build_app(**options)
+    previous = safestate.use_app(app)
+    try:
+        yield app
+    finally:
+        safestate.use_app(previous)
+        app.close()
