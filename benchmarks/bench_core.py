@@ -15,6 +15,7 @@ import tracemalloc
 from streamlit.testing.v1 import AppTest
 
 from safestate._locks import LockRegistry
+from safestate.manager import new_record
 
 HERE = pathlib.Path(__file__).parent
 
@@ -39,9 +40,9 @@ def memory_per_session(sessions: int = 10_000) -> float:
         gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
-        registry = LockRegistry()
+        registry = LockRegistry(make_record=new_record)  # as the session manager makes it
         for sid, owner in zip(ids, owners, strict=True):
-            registry.acquire(sid, owner).release()
+            registry.locked(sid, owner).release()
         after = tracemalloc.get_traced_memory()[0]
         tracemalloc.stop()
         samples.append((after - before) / sessions)

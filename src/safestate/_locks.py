@@ -14,7 +14,6 @@ the GIL; the registry lock is only taken to create or remove entries.
 
 from __future__ import annotations
 
-import functools
 import sys
 import threading
 from collections.abc import Callable
@@ -221,6 +220,7 @@ class LockRegistry:
         make_record: Callable[[str, object], SessionRecord] | None = None,
     ) -> None:
         self._make_record = make_record if make_record is not None else SessionRecord
+        self._entry_bytes: int | None = None
         self._entries: dict[str, ScopeLock] = {}
         self._guard = threading.Lock()  # creation, removal and totals only
         self._label = label
@@ -339,15 +339,17 @@ class LockRegistry:
                 removed += self.remove_if_free(key)
         return removed
 
-    @staticmethod
-    @functools.cache
-    def memory_per_entry() -> int:
-        """Bytes of bookkeeping one tracked session costs (entry, lock, key, dict slot)."""
-        probe = ScopeLock("00000000-0000-4000-8000-000000000000")
-        record = SessionRecord(probe.key, None)
-        table = sys.getsizeof({str(i): i for i in range(1024)}) // 1024
-        return (sys.getsizeof(probe) + sys.getsizeof(probe._lock) + sys.getsizeof(probe.key)
-                + sys.getsizeof(record) + table)
+    def memory_per_entry(self) -> int:
+        """Bytes of bookkeeping one tracked session costs (entry, lock, key, record, dict slot)."""
+        if self._entry_bytes is None:
+            probe = ScopeLock("00000000-0000-4000-8000-000000000000")
+            record = self._make_record(probe.key, None)
+            table = sys.getsizeof({str(i): i for i in range(1024)}) // 1024
+            self._entry_bytes = (
+                sys.getsizeof(probe) + sys.getsizeof(probe._lock) + sys.getsizeof(probe.key)
+                + sys.getsizeof(record) + sys.getsizeof(record.local) * (record.local is not None)
+                + table)
+        return self._entry_bytes
 
 
 class Turn:

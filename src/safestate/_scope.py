@@ -245,8 +245,12 @@ class Scope:
             tx.commit()
 
     # -- locks ----------------------------------------------------------------------
-    def session_lock(self, timeout: float | None = None) -> AbstractContextManager[None]:
+    def lock(self, timeout: float | None = None) -> AbstractContextManager[None]:
         """Hold this scope's re-entrant lock for a block. Raises LockTimeoutError, as safe_get."""
+        return _Held(self, timeout)
+
+    def session_lock(self, timeout: float | None = None) -> AbstractContextManager[None]:
+        """The design's name for :meth:`lock` (for ``shared``, the app-wide state's lock)."""
         return _Held(self, timeout)
 
     @overload

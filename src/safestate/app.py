@@ -49,7 +49,7 @@ def build_app(
     """
     schema = SchemaRegistry()
     configuration = Configuration(schema, deployment)  # settings -> store -> persistence
-    shared = SharedState(configuration.backends)
+    shared = SharedState(configuration.backends, on_first_use=configuration.ensure)
     manager = SessionStateManager(
         shared, configuration.backends, schema,
         registry=LockRegistry(make_record=new_record),

@@ -36,7 +36,9 @@ from .stores import Store, open_store
 _DEPLOYMENT_ONLY = ("metrics_port",)
 
 
-_PARAM = re.compile(r"[A-Za-z0-9_.~-]{1,64}")
+#: The longest query parameter name that may carry the browser token.
+QUERY_PARAM_MAX = 64
+_PARAM = re.compile(rf"[A-Za-z0-9_.~-]{{1,{QUERY_PARAM_MAX}}}")
 
 
 def read_deployment() -> dict[str, Any]:
@@ -171,7 +173,8 @@ def _query_param(param: Any) -> str:
     param = "ss" if param is None or param == "" else param
     if not isinstance(param, str) or not _PARAM.fullmatch(param):
         raise InvalidSettingError(
-            "query_param names the URL parameter that carries the browser token: 1 to 64 "
+            "query_param names the URL parameter that carries the browser token: 1 to "
+            f"{QUERY_PARAM_MAX} "
             f"letters, digits or _.~- (default 'ss'), got {quote(param)}"
         )
     return param

@@ -14,8 +14,9 @@ waiting for it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
@@ -280,20 +281,27 @@ class DependencyRegistry:
     def _get_app(self, dep: Dependency, validate: bool) -> Any:
         value = self._app_values.get(dep.name, MISSING)
         if value is MISSING:
-            self._lock_app(dep)
-            try:
+            with self._app_lock(dep):
                 value = self._app_values.get(dep.name, MISSING)
                 if value is MISSING:
                     value = self._build(dep, None)
                     self._app_values[dep.name] = value
-            finally:
-                with self._guard:
-                    del self._builders[dep.name]
-                self._app_locks[dep.name].release()
-                note_held(-1)
         if validate:
             self._check(dep, value, None)
         return value
+
+    @contextlib.contextmanager
+    def _app_lock(self, dep: Dependency) -> Iterator[None]:
+        """Hold ``dep``'s app lock for a block, unless waiting for it would close a cycle of
+        builders. Raises DependencyNotReady naming the cycle."""
+        self._lock_app(dep)
+        try:
+            yield
+        finally:
+            with self._guard:
+                del self._builders[dep.name]
+            self._app_locks[dep.name].release()
+            note_held(-1)
 
     def _lock_app(self, dep: Dependency) -> None:
         """Take ``dep``'s app lock, unless waiting for it would close a cycle of builders.

@@ -23,10 +23,15 @@ from .errors import SafestateError
 
 IdentityMode = Literal["session", "user", "browser"] | Callable[[], str]
 TOKEN_BYTES = 16  # 128 bits
-#: A signed token: base64url token (22 characters for 128 bits; up to 64 accepted), a dot,
-#: the base64url of a 128-bit HMAC. Nothing else is looked at further.
-_SIGNED = re.compile(r"[A-Za-z0-9_-]{20,64}\.[A-Za-z0-9_-]{22}")
-SIGNED_MAX = 64 + 1 + 22
+#: How many base64url characters a token may have: 22 for 128 bits; 20 to 64 accepted.
+TOKEN_CHARS_MIN = 20
+TOKEN_CHARS_MAX = 64
+#: The base64url characters of a 128-bit HMAC.
+MAC_CHARS = 22
+#: The longest signed token: token, a dot, its MAC. Anything longer is not looked at further.
+SIGNED_MAX = TOKEN_CHARS_MAX + 1 + MAC_CHARS
+_SIGNED = re.compile(
+    rf"[A-Za-z0-9_-]{{{TOKEN_CHARS_MIN},{TOKEN_CHARS_MAX}}}\.[A-Za-z0-9_-]{{{MAC_CHARS}}}")
 
 
 class IdentityError(SafestateError, ValueError):

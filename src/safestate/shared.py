@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from . import _compat
@@ -19,14 +20,21 @@ class SharedState(Scope):
     a store configured (not memory://), in the store.
     """
 
-    def __init__(self, backends: BackendSlot) -> None:
+    def __init__(self, backends: BackendSlot,
+                 on_first_use: Callable[[], None] | None = None) -> None:
         self._backends = backends
+        # Applies the deployment's settings (store, metrics port) once: an app may use
+        # only `shared`, and it must get them too.
+        self._on_first_use = on_first_use
         self._lock = ScopeLock("shared", "the shared state")
         self._data: dict[str, Any] = {}
         self._memory = LocalStorage(self._data)
 
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Storage]:
-        # An app may use only `shared`: its first call applies the deployment's settings.
+        first_use = self._on_first_use
+        if first_use is not None:
+            first_use()  # raises (a bad deployment setting) on every call until it works
+            self._on_first_use = None
         storage = self._backends.get().shared_storage(self._memory)
         if storage is self._memory or not _compat.in_script_run():
             # In memory the lock is held for microseconds (as a plain dict under a lock

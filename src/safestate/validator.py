@@ -54,13 +54,7 @@ class SessionValidator:
         scope: Literal["session", "app"] = "session",
         description: str = "",
     ) -> None:
-        """Register what a page may need: built lazily by ``factory``, once per session or app.
-
-        ``health_check(value)`` returning False or raising marks it unhealthy. Optional
-        (``required=False``) dependencies degrade with a warning instead of stopping a page.
-        Raises TypeError for a non-callable factory or check, ValueError for a bad scope,
-        InvalidKeyError/EmptyKeyError for a bad name.
-        """
+        """Register what a page may need (see ``DependencyRegistry.register``); raises as it."""
         self.dependencies.register(name, factory, health_check=health_check, required=required,
                                    scope=scope, description=description)
 
