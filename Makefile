@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench loadtest flood clean
+.PHONY: test lint demo bench loadtest flood structure clean
 
 # Debian's Chromium for the browser tests; Playwright never downloads a browser here.
 $(CHROMIUM):
@@ -52,6 +52,11 @@ loadtest: $(STAMP)
 # variant needs redis-server (`make test` installs it).
 flood: $(STAMP)
 	$(PY) benchmarks/bench_flood.py $(FLOOD_ARGS)
+
+# Import cycles, private-attribute wiring, top-level names, longest module and function
+# (docs/architecture.md); STRUCTURE_ARGS="--src /path/to/other/src" measures another checkout.
+structure: $(STAMP)
+	$(PY) benchmarks/structure.py $(STRUCTURE_ARGS)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -104,7 +104,7 @@ def test_sessions_page_backs_off_after_wrong_passwords(monkeypatch: pytest.Monke
         assert not at.exception, [e.message for e in at.exception]
         texts.append(shown(at))
     assert [m.label for m in at.metric][:1] == ["Live sessions"]
-    # (The health reports below may show errors of their own: other tests' dependencies.)
+    # (The health reports below may show errors of their own: only the password's count here.)
     assert not [e.value for e in at.error
                 if e.value.startswith("Wrong password") or BACKED_OFF.fullmatch(e.value)]
     assert at.session_state["admin_attempts"]["failures"] == 0

@@ -9,13 +9,9 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import random
-import sys
 
 import pytest
-
-sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "benchmarks"))
-
-from _loadrun import churn, load_run
+from _loadrun import churn, load_run  # benchmarks/: on sys.path through conftest
 from _loadserver import DemoServer, parse_metrics
 
 

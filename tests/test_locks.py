@@ -10,7 +10,7 @@ import pytest
 from conftest import wait_for
 
 from safestate._locks import LockRegistry, check_timeout
-from safestate.errors import LockTimeoutError
+from safestate.errors import LockNotOwnedError, LockTimeoutError
 
 
 class _State:
@@ -165,3 +165,23 @@ def test_registry_memory_per_session_stays_under_1_kib() -> None:
     assert per_session <= 1024
     # The estimate get_session_stats reports is within reach of the measurement.
     assert registry.memory_per_entry() <= 2 * per_session
+
+
+def test_only_the_holder_may_release_and_the_lock_stays_held() -> None:
+    registry = LockRegistry()
+    with registry.locked("s1") as entry:
+        errors: list[BaseException] = []
+
+        def intruder() -> None:
+            try:
+                entry.release()
+            except BaseException as exc:
+                errors.append(exc)
+
+        t = threading.Thread(target=intruder)
+        t.start()
+        t.join(30)
+        assert len(errors) == 1 and isinstance(errors[0], LockNotOwnedError)
+        assert "this session's state" in str(errors[0]) and "s1" not in str(errors[0])
+        assert entry.held and entry.depth == 1  # still this thread's
+    assert not entry.held

@@ -160,13 +160,6 @@ def test_bad_input_names_the_culprit_and_changes_nothing(
     assert at.session_state["keys"] == ["keep", "text"]
 
 
-def test_errors_derive_from_the_builtins_callers_expect() -> None:
-    assert issubclass(InvalidKeyError, TypeError)
-    assert issubclass(EmptyKeyError, ValueError)
-    assert issubclass(NotAMappingError, TypeError)
-    assert issubclass(NoSessionError, RuntimeError)
-
-
 def test_mutate_whose_fn_raises_leaves_state_unchanged() -> None:
     def app() -> None:
         import streamlit as st

@@ -5,11 +5,10 @@ from __future__ import annotations
 import functools
 import os
 import pathlib
-import time
 from typing import Any
 
 import pytest
-from conftest import RedisServer, free_port
+from conftest import RedisServer, free_port, wait_for
 from streamlit.testing.v1 import AppTest
 
 import safestate
@@ -112,17 +111,17 @@ def test_typed_values_round_trip(store_url: str) -> None:
             zip: str
 
         class Profile(BaseModel):
-            p_when: datetime.datetime = datetime.datetime(2000, 1, 1)
-            p_address: Address | None = None
-            p_tags: set[str] = set()
+            when: datetime.datetime = datetime.datetime(2000, 1, 1)
+            address: Address | None = None
+            tags: set[str] = set()
 
         ss.configure(store=url, identity=lambda: "fixed-person", persist="schema")
         profile = ss.typed(Profile)
         if write:
-            profile.p_when = datetime.datetime(2026, 11, 25, 17, 30)
-            profile.p_address = Address("Lima", "15001")
-            profile.p_tags = {"a", "b"}
-        st.session_state["seen"] = (profile.p_when, profile.p_address, profile.p_tags,
+            profile.when = datetime.datetime(2026, 11, 25, 17, 30)
+            profile.address = Address("Lima", "15001")
+            profile.tags = {"a", "b"}
+        st.session_state["seen"] = (profile.when, profile.address, profile.tags,
                                     identity.namespace_for("custom:fixed-person"))
 
     written = session(app, url=store_url, write=True).run()
@@ -134,8 +133,8 @@ def test_typed_values_round_trip(store_url: str) -> None:
     assert tags == {"a", "b"}
     if store_url != "memory://":
         raw = open_store(store_url).load(namespace).values
-        assert set(raw) == {"p_when", "p_address", "p_tags"}
-        assert b"Lima" in raw["p_address"] and b"fixed-person" not in b"".join(raw.values())
+        assert set(raw) == {"when", "address", "tags"}
+        assert b"Lima" in raw["address"] and b"fixed-person" not in b"".join(raw.values())
 
 
 def test_values_that_cannot_be_stored_are_refused_with_nothing_written(store_url: str) -> None:
@@ -180,12 +179,8 @@ def test_persisted_state_expires_after_its_ttl(store_url: str) -> None:
 
     assert session(app, url=store_url, write=True).run().session_state["seen"] == "soon gone"
     assert session(app, url=store_url, write=False).run().session_state["seen"] == "soon gone"
-    deadline = time.monotonic() + 15
-    seen = "soon gone"
-    while seen is not None and time.monotonic() < deadline:
-        time.sleep(0.1)  # polling interval of a bounded wait
-        seen = session(app, url=store_url, write=False).run().session_state["seen"]
-    assert seen is None
+    wait_for(lambda: session(app, url=store_url, write=False).run().session_state["seen"] is None,
+             "a new session to see the note expired", timeout=15)
     # on demand; Redis and memory:// drop it themselves
     removed = safestate.app().configuration.cleanup()
     assert removed == (1 if store_url.startswith("sqlite") else 0)
@@ -227,14 +222,11 @@ def test_shared_lives_in_the_store(
                  else request.getfixturevalue("redis_server").url)
     open_store(store_url).drop("shared")
     safestate.configure(store=store_url)
-    try:
-        safestate.shared.safe_set("board", ["hello"])
-        safestate.shared.increment("clicks")
-        with safestate.shared.transaction() as tx:
-            tx["clicks"] = tx["clicks"] + 1
-            tx["board"] = [*tx["board"], "world"]
-    finally:
-        safestate.configure(store="memory://", identity="session", persist=())
+    safestate.shared.safe_set("board", ["hello"])
+    safestate.shared.increment("clicks")
+    with safestate.shared.transaction() as tx:
+        tx["clicks"] = tx["clicks"] + 1
+        tx["board"] = [*tx["board"], "world"]
     raw = open_store(store_url)
     assert raw.get("shared", "clicks") == b"2"
     assert raw.get("shared", "board") == b'["hello","world"]'
@@ -266,7 +258,6 @@ def test_store_faults_show_the_panel_and_the_page_goes_on() -> None:
     assert "Saved data is out of reach" in at.error[0].value
     assert "Redis server is running" in at.error[0].value
     assert [m.value for m in at.markdown] == ["PAGE START"]
-    safestate.configure(store="memory://", identity="session", persist=())
 
 
 @pytest.mark.parametrize(
@@ -303,7 +294,6 @@ def test_credentials_never_reach_messages() -> None:
     assert "Sup3rS3cret" not in str(info.value) and "***@127.0.0.1" in str(info.value)
     settings = safestate.configure(store="memory://", identity="browser", secret=SECRET)
     assert SECRET not in repr(settings)
-    safestate.configure(store="memory://", identity="session", persist=())
 
 
 def test_a_dropped_browser_token_is_put_back_and_reset_clears_the_store(
@@ -323,21 +313,18 @@ def test_a_dropped_browser_token_is_put_back_and_reset_clears_the_store(
             ss.session_validator.reset_session()
         st.session_state["seen"] = ss.safe_get("note")
 
-    try:
-        at = session(app, url=url, secret=SECRET).run()
-        token = _param(at, "ss")
-        at.query_params.clear()  # e.g. st.switch_page dropped the query string
-        at.run()
-        assert _param(at, "ss") == token and at.session_state["seen"] == "kept"
+    at = session(app, url=url, secret=SECRET).run()
+    token = _param(at, "ss")
+    at.query_params.clear()  # e.g. st.switch_page dropped the query string
+    at.run()
+    assert _param(at, "ss") == token and at.session_state["seen"] == "kept"
 
-        namespace = safestate.identity.namespace_for("browser:" + token.split(".")[0])
-        assert open_store(url).get(namespace, "note") == b'"kept"'
-        at.session_state["reset_now"] = True
-        at.run()  # "Reset my session": the persisted copy goes too
-        assert at.session_state["seen"] is None
-        assert open_store(url).get(namespace, "note") is None
-    finally:
-        safestate.configure(store="memory://", identity="session", persist=())
+    namespace = safestate.identity.namespace_for("browser:" + token.split(".")[0])
+    assert open_store(url).get(namespace, "note") == b'"kept"'
+    at.session_state["reset_now"] = True
+    at.run()  # "Reset my session": the persisted copy goes too
+    assert at.session_state["seen"] is None
+    assert open_store(url).get(namespace, "note") is None
 
 
 FIRST_CALLS = {
@@ -443,7 +430,6 @@ def test_a_switch_to_an_identity_whose_load_fails_shows_nothing_of_the_last(
         assert at.session_state["draft"] == "(empty)"
     finally:
         server.stop()
-        safestate.configure(store="memory://", identity="session", persist=())
 
 
 SECRET_URLS = [
@@ -467,21 +453,18 @@ def test_store_credentials_never_reach_the_panel_logs_or_reprs(
         with ss.guard():
             ss.safe_get("saved")
 
-    try:
-        with caplog.at_level("DEBUG", logger="safestate"):
-            at = session(app, url=url).run()
-        assert not at.exception, at.exception
-        shown = " ".join(e.value for e in at.error)
-        assert "Saved data is out of reach" in shown and "***" in shown
-        settings = safestate.configure(store=url, identity="session")
-        texts = {"panel": shown, "logs": caplog.text, "repr": repr(settings),
-                 "error": str(safestate.errors.StoreUnavailable(url, url, "it"))}
-        assert "***" in texts["repr"]
-        for where, text in texts.items():
-            for secret in secrets:
-                assert secret not in text, (where, secret, text)
-    finally:
-        safestate.configure(store="memory://", identity="session", persist=())
+    with caplog.at_level("DEBUG", logger="safestate"):
+        at = session(app, url=url).run()
+    assert not at.exception, at.exception
+    shown = " ".join(e.value for e in at.error)
+    assert "Saved data is out of reach" in shown and "***" in shown
+    settings = safestate.configure(store=url, identity="session")
+    texts = {"panel": shown, "logs": caplog.text, "repr": repr(settings),
+             "error": str(safestate.errors.StoreUnavailable(url, url, "it"))}
+    assert "***" in texts["repr"]
+    for where, text in texts.items():
+        for secret in secrets:
+            assert secret not in text, (where, secret, text)
 
 
 @pytest.mark.parametrize(
@@ -493,19 +476,16 @@ def test_a_hostile_browser_token_gets_a_fresh_identity_and_the_page_works(
     hostile: str, tmp_path: pathlib.Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'state.db'}"
-    try:
-        owner = session(browser_app, url=url, secret=SECRET, value="owner's note").run()
-        assert not owner.exception, owner.exception
-        for _ in range(2):  # on every run, not only the first
-            visitor = session(browser_app, url=url, secret=SECRET, value=None)
-            visitor.query_params["ss"] = hostile
-            visitor.run()
-            assert not visitor.exception, visitor.exception
-            assert visitor.session_state["note_seen"] is None
-            fresh = _param(visitor, "ss")
-            assert fresh != hostile and safestate.identity.verify(fresh, SECRET.encode())
-    finally:
-        safestate.configure(store="memory://", identity="session", persist=())
+    owner = session(browser_app, url=url, secret=SECRET, value="owner's note").run()
+    assert not owner.exception, owner.exception
+    for _ in range(2):  # on every run, not only the first
+        visitor = session(browser_app, url=url, secret=SECRET, value=None)
+        visitor.query_params["ss"] = hostile
+        visitor.run()
+        assert not visitor.exception, visitor.exception
+        assert visitor.session_state["note_seen"] is None
+        fresh = _param(visitor, "ss")
+        assert fresh != hostile and safestate.identity.verify(fresh, SECRET.encode())
 
 
 @pytest.mark.parametrize(
@@ -577,12 +557,9 @@ def test_a_reconfigure_forgets_the_old_stores_failure(tmp_path: pathlib.Path) ->
         ss.safe_set("saved", "here")  # at once, not 5 s later
         st.session_state["then"] = ss.safe_get("saved")
 
-    try:
-        at = session(app, dead=dead, good=good).run()
-        assert not at.exception, at.exception
-        assert (at.session_state["first"], at.session_state["then"]) == ("unavailable", "here")
-    finally:
-        safestate.configure(store="memory://", identity="session", persist=())
+    at = session(app, dead=dead, good=good).run()
+    assert not at.exception, at.exception
+    assert (at.session_state["first"], at.session_state["then"]) == ("unavailable", "here")
 
 
 @pytest.mark.parametrize("store_url", ["sqlite", "redis"], indirect=True)  # memory:// never
@@ -651,19 +628,16 @@ def test_identity_user_with_nobody_logged_in_says_so_once(
         ss.configure(store=url, identity="user", persist=["cart"])
         ss.increment("cart")
 
-    try:
-        with caplog.at_level("WARNING", logger="safestate"):
-            at = session(app, url=url)
-            at.user = {"is_logged_in": False}  # AppTest's default user has an email
-            at.run()
-            assert not at.exception, at.exception
-            assert "nobody is logged in" in at.toast[0].value  # showErrorDetails is "full"
-            at.run()
-            assert not at.toast
-        notes = [r for r in caplog.records if "nobody is logged in" in r.getMessage()]
-        assert len(notes) == 1 and "st.login()" in notes[0].getMessage()
-    finally:
-        safestate.configure(store="memory://", identity="session", persist=())
+    with caplog.at_level("WARNING", logger="safestate"):
+        at = session(app, url=url)
+        at.user = {"is_logged_in": False}  # AppTest's default user has an email
+        at.run()
+        assert not at.exception, at.exception
+        assert "nobody is logged in" in at.toast[0].value  # showErrorDetails is "full"
+        at.run()
+        assert not at.toast
+    notes = [r for r in caplog.records if "nobody is logged in" in r.getMessage()]
+    assert len(notes) == 1 and "st.login()" in notes[0].getMessage()
 
 
 def test_a_redis_commit_that_timed_out_is_reported_in_doubt_and_the_cache_follows_the_store(
@@ -708,17 +682,15 @@ def test_a_redis_commit_that_timed_out_is_reported_in_doubt_and_the_cache_follow
 
         raw = open_store(server.url)
         namespace = safestate.identity.namespace_for("custom:paused")
-        deadline = time.monotonic() + 10
-        while raw.get(namespace, "n") != b"2" and time.monotonic() < deadline:
-            time.sleep(0.05)  # polling interval of a bounded wait: the resumed server applies it
-        assert raw.get(namespace, "n") == b"2"  # it was saved after all
+        # The resumed server applies it: it was saved after all.
+        wait_for(lambda: raw.get(namespace, "n") == b"2", "the write in doubt to be saved",
+                 timeout=10)
         at.session_state["step"] = "read"
         at.run()
         assert at.session_state["seen"] == 2  # the cache follows the store, not the undo
         raw.close()
     finally:
         server.stop()
-        safestate.configure(store="memory://", identity="session", persist=())
 
 
 def test_an_identity_switch_followed_by_st_rerun_shows_nothing_of_the_last_identity(
@@ -780,7 +752,6 @@ def test_after_a_failed_load_of_a_new_identity_its_writes_never_reach_the_last_o
         raw.close()
     finally:
         server.stop()
-        safestate.configure(store="memory://", identity="session", persist=())
 
 
 def test_read_modify_writes_of_one_process_take_turns_instead_of_conflicting(
@@ -811,8 +782,6 @@ def test_read_modify_writes_of_one_process_take_turns_instead_of_conflicting(
         assert conflicts == 0  # one process's writers wait their turn; none is wasted
     finally:
         safestate.monitoring.disable_metrics()
-        safestate.shared.clear()
-        safestate.configure(store="memory://", identity="session", persist=())
 
 
 def test_a_worker_holding_shared_never_deadlocks_with_a_read_modify_write_in_its_turn() -> None:
@@ -853,9 +822,6 @@ def test_a_worker_holding_shared_never_deadlocks_with_a_read_modify_write_in_its
         st.session_state["outcome"] = (outcome.get("script"), ss.safe_get("k"),
                                        worker_done.is_set())
 
-    try:
-        at = AppTest.from_function(app, default_timeout=60).run()
-        assert not at.exception, at.exception
-        assert at.session_state["outcome"] == (None, 2, True)  # both increments, no deadlock
-    finally:
-        safestate.configure(store="memory://", identity="session", persist=())
+    at = AppTest.from_function(app, default_timeout=60).run()
+    assert not at.exception, at.exception
+    assert at.session_state["outcome"] == (None, 2, True)  # both increments, no deadlock

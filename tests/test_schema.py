@@ -17,20 +17,20 @@ def test_pydantic_schema_defaults_attributes_and_round_trip() -> None:
         import safestate as ss
 
         class Checkout(BaseModel):
-            s1_step: int = 0
-            s1_cart: list[str] = []
-            s1_coupon: str | None = None
+            step: int = 0
+            cart: list[str] = []
+            coupon: str | None = None
 
         state = ss.typed(Checkout)
-        state.s1_step += 1
-        state.s1_cart.append("book")
-        ss.safe_set("s1_coupon", "SPRING")  # the untyped API sees the same keys
+        state.step += 1
+        state.cart.append("book")
+        ss.safe_set("coupon", "SPRING")  # the untyped API sees the same keys
         st.session_state["r"] = (
-            state.s1_step,
-            ss.safe_get("s1_step"),
-            state.s1_coupon,
-            st.session_state["s1_cart"],
-            state.to_model().s1_cart,  # type: ignore[attr-defined]
+            state.step,
+            ss.safe_get("step"),
+            state.coupon,
+            st.session_state["cart"],
+            state.to_model().cart,  # type: ignore[attr-defined]
         )
 
     at = run(app)
@@ -48,11 +48,11 @@ def test_mutable_defaults_are_not_shared_between_sessions() -> None:
         import safestate as ss
 
         class Basket(BaseModel):
-            s2_items: list[str] = []
+            items: list[str] = []
 
         state = ss.typed(Basket)
-        state.s2_items.append("mine")
-        st.session_state["r"] = list(state.s2_items)
+        state.items.append("mine")
+        st.session_state["r"] = list(state.items)
 
     assert run(app).session_state["r"] == ["mine"]
     assert run(app).session_state["r"] == ["mine"]  # a fresh session starts from []
@@ -61,13 +61,13 @@ def test_mutable_defaults_are_not_shared_between_sessions() -> None:
 @pytest.mark.parametrize(
     "write",
     [
-        "state.s3_age = 'forty'",
-        "ss.safe_set('s3_age', 'forty')",
-        "ss.safe_update({'s3_name': 'ok', 's3_age': 'forty'})",
-        "ss.mutate('s3_age', lambda v: str(v))",
-        "ss.increment('s3_age', by=0.5)",
-        "exec('with ss.transaction() as tx:\\n    tx[\"s3_name\"] = \"ok\"\\n"
-        "    tx[\"s3_age\"] = \"forty\"')",
+        "state.age = 'forty'",
+        "ss.safe_set('age', 'forty')",
+        "ss.safe_update({'name': 'ok', 'age': 'forty'})",
+        "ss.mutate('age', lambda v: str(v))",
+        "ss.increment('age', by=0.5)",
+        "exec('with ss.transaction() as tx:\\n    tx[\"name\"] = \"ok\"\\n"
+        "    tx[\"age\"] = \"forty\"')",
     ],
 )
 def test_wrong_type_writes_are_rejected_and_change_nothing(write: str) -> None:
@@ -78,20 +78,20 @@ def test_wrong_type_writes_are_rejected_and_change_nothing(write: str) -> None:
         import safestate as ss
 
         class Person(BaseModel):
-            s3_name: str = "ada"
-            s3_age: int = 36
+            name: str = "ada"
+            age: int = 36
 
         state = ss.typed(Person)
         try:
             exec(write, {"ss": ss, "state": state})
         except ss.errors.StateValidationError as exc:
             st.session_state["error"] = (exc.key, exc.expected, str(exc))
-        st.session_state["after"] = (state.s3_name, state.s3_age)
+        st.session_state["after"] = (state.name, state.age)
 
     at = run(app, write=write)
     key, expected, message = at.session_state["error"]
-    assert key == "s3_age" and expected == "int"
-    assert "'s3_age' must be int (declared in Person)" in message
+    assert key == "age" and expected == "int"
+    assert "'age' must be int (declared in Person)" in message
     assert "Nothing was written" in message
     assert "forty" not in message  # values stay out of messages (they end up in logs)
     assert at.session_state["after"] == ("ada", 36)
@@ -105,25 +105,25 @@ def test_typos_and_required_fields_fail_loudly() -> None:
         import safestate as ss
 
         class Account(BaseModel):
-            s4_user_id: str  # required: no default
-            s4_plan: str = "free"
+            user_id: str  # required: no default
+            plan: str = "free"
 
         state = ss.typed(Account)
         errors = []
-        for attempt in ("state.s4_usr_id = 'x'", "state.s4_pln", "state.s4_user_id"):
+        for attempt in ("state.usr_id = 'x'", "state.pln", "state.user_id"):
             try:
                 exec(attempt, {"state": state})
             except (AttributeError, ss.errors.MissingStateError) as exc:
                 errors.append((type(exc).__name__, str(exc)))
-        state.s4_user_id = "u-1"
-        st.session_state["r"] = (errors, state.s4_user_id, state.s4_plan)
+        state.user_id = "u-1"
+        st.session_state["r"] = (errors, state.user_id, state.plan)
 
     at = run(app)
     errors, user_id, plan = at.session_state["r"]
-    assert errors[0][0] == "AttributeError" and "s4_usr_id" in errors[0][1]
-    assert "s4_user_id" in errors[0][1]  # lists the real fields
+    assert errors[0][0] == "AttributeError" and "usr_id" in errors[0][1]
+    assert "user_id" in errors[0][1]  # lists the real fields
     assert errors[1][0] == "AttributeError"
-    assert errors[2][0] == "MissingStateError" and "s4_user_id" in errors[2][1]
+    assert errors[2][0] == "MissingStateError" and "user_id" in errors[2][1]
     assert (user_id, plan) == ("u-1", "free")
 
 
@@ -137,20 +137,20 @@ def test_dataclass_schema_works_too() -> None:
 
         @dataclasses.dataclass
         class Prefs:
-            s5_theme: str = "light"
-            s5_tags: list[str] = dataclasses.field(default_factory=list)
+            theme: str = "light"
+            tags: list[str] = dataclasses.field(default_factory=list)
 
         prefs = ss.typed(Prefs)
-        prefs.s5_tags.append("a")
+        prefs.tags.append("a")
         try:
-            prefs.s5_theme = 3  # type: ignore[assignment]
+            prefs.theme = 3  # type: ignore[assignment]
         except ss.errors.StateValidationError as exc:
             st.session_state["error"] = str(exc)
-        st.session_state["r"] = (prefs.s5_theme, prefs.s5_tags)
+        st.session_state["r"] = (prefs.theme, prefs.tags)
 
     at = run(app)
     assert at.session_state["r"] == ("light", ["a"])
-    assert "'s5_theme' must be str (declared in Prefs)" in at.session_state["error"]
+    assert "'theme' must be str (declared in Prefs)" in at.session_state["error"]
 
 
 def test_widget_bound_to_a_declared_key_starts_from_its_default() -> None:
@@ -161,11 +161,11 @@ def test_widget_bound_to_a_declared_key_starts_from_its_default() -> None:
         import safestate as ss
 
         class Form(BaseModel):
-            s6_city: str = "Lima"
+            city: str = "Lima"
 
         form = ss.typed(Form)
-        st.text_input("City", key="s6_city")
-        st.session_state["echo"] = form.s6_city
+        st.text_input("City", key="city")
+        st.session_state["echo"] = form.city
 
     at = run(app)
     assert at.text_input[0].value == "Lima"
@@ -181,18 +181,18 @@ def test_worker_threads_use_a_typed_handle() -> None:
         import safestate as ss
 
         class Job(BaseModel):
-            s7_progress: int = 0
+            progress: int = 0
 
         ss.typed(Job)
 
         def work(handle: ss.manager.SessionHandle) -> None:
             job = ss.typed(Job, scope=handle)
             for _ in range(50):
-                job.s7_progress += 1  # not atomic on its own: under the lock below
+                job.progress += 1  # not atomic on its own: under the lock below
             try:
-                job.s7_progress = "done"  # type: ignore[assignment]
+                job.progress = "done"  # type: ignore[assignment]
             except ss.errors.StateValidationError:
-                handle.safe_set("s7_rejected", True)
+                handle.safe_set("rejected", True)
 
         def locked_work(handle: ss.manager.SessionHandle) -> None:
             with handle.session_lock():
@@ -201,7 +201,7 @@ def test_worker_threads_use_a_typed_handle() -> None:
         threads = [ss.start_thread(locked_work) for _ in range(4)]
         for t in threads:
             t.join(30)
-        st.session_state["r"] = (ss.safe_get("s7_progress"), ss.safe_get("s7_rejected"))
+        st.session_state["r"] = (ss.safe_get("progress"), ss.safe_get("rejected"))
 
     at = run(app)
     assert at.session_state["r"] == (200, True)
@@ -211,20 +211,20 @@ def test_conflicting_declarations_and_non_models_are_refused() -> None:
     from pydantic import BaseModel
 
     class A(BaseModel):
-        s8_value: int = 0
+        value: int = 0
 
     class B(BaseModel):
-        s8_value: str = ""
+        value: str = ""
 
     registry = SchemaRegistry()
     registry.declare(A)
-    with pytest.raises(SchemaConflictError, match=r"s8_value.*int in A.*str in B"):
+    with pytest.raises(SchemaConflictError, match=r"'value'.*int in A.*str in B"):
         registry.declare(B)
-    assert registry.fields["s8_value"].model == "A"  # unchanged
+    assert registry.fields["value"].model == "A"  # unchanged
     with pytest.raises(TypeError, match="pydantic BaseModel subclass or a dataclass"):
         registry.declare(dict)
     with pytest.raises(StateValidationError):
-        registry.check("s8_value", "zero")
+        registry.check("value", "zero")
     assert registry.check("undeclared", object) is object
 
 
@@ -233,27 +233,27 @@ def test_strictness_follows_the_model_config() -> None:
 
     class Lax(BaseModel):
         model_config = ConfigDict(strict=False)
-        s9_count: int = 0
+        count: int = 0
 
     registry = SchemaRegistry()
     registry.declare(Lax)
-    assert registry.check("s9_count", "5") == 5  # the model asked for coercion
+    assert registry.check("count", "5") == 5  # the model asked for coercion
 
 
 def test_pydantic_field_constraints_apply() -> None:
     from pydantic import BaseModel, Field
 
     class Stock(BaseModel):
-        s10_qty: int = Field(0, ge=0)
-        s10_sku: str = Field("x", max_length=4)
+        qty: int = Field(0, ge=0)
+        sku: str = Field("x", max_length=4)
 
     registry = SchemaRegistry()
     registry.declare(Stock)
     with pytest.raises(StateValidationError, match="greater than or equal to 0"):
-        registry.check("s10_qty", -5)
+        registry.check("qty", -5)
     with pytest.raises(StateValidationError, match="at most 4 characters"):
-        registry.check("s10_sku", "too-long")
-    assert registry.check("s10_qty", 3) == 3
+        registry.check("sku", "too-long")
+    assert registry.check("qty", 3) == 3
 
 
 def test_models_defined_in_the_script_survive_reruns() -> None:
@@ -274,12 +274,12 @@ def test_models_defined_in_the_script_survive_reruns() -> None:
             size: Size = Size.M
 
         class Cart(BaseModel):
-            s11_items: list[Item] = []
+            items: list[Item] = []
 
         cart = ss.typed(Cart)
         # Instances made this run (a stored one is of last run's class: see README, Limits).
-        cart.s11_items = [Item(name="tee"), Item(name="cap", size=Size.S)]
-        st.session_state["r"] = (len(cart.s11_items),
+        cart.items = [Item(name="tee"), Item(name="cap", size=Size.S)]
+        st.session_state["r"] = (len(cart.items),
                                  len(ss.session_manager.schema._models))
 
     at = run(app)
@@ -298,12 +298,12 @@ def test_a_deleted_declared_key_reads_as_its_default_again() -> None:
         import safestate as ss
 
         class Pager(BaseModel):
-            s12_page: int = 1
+            page: int = 1
 
         pager = ss.typed(Pager)
-        pager.s12_page = 4
-        del pager.s12_page
-        st.session_state["r"] = pager.s12_page
+        pager.page = 4
+        del pager.page
+        st.session_state["r"] = pager.page
 
     assert run(app).session_state["r"] == 1
 

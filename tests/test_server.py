@@ -11,7 +11,7 @@ import pathlib
 import threading
 import time
 
-from conftest import DISCONNECTED_TTL, Server
+from conftest import DISCONNECTED_TTL, Server, wait_for
 from streamlit_client import Run, StreamlitSession
 
 
@@ -65,22 +65,25 @@ def test_ended_sessions_are_freed_and_live_ones_kept(isolation_server: Server) -
             sessions[1].close()
             # Within the TTL a closed tab may come back: its lock must stay while the
             # runtime holds the session as disconnected.
-            deadline = time.monotonic() + DISCONNECTED_TTL - 1
-            while True:
-                tracked, stats, status = _check(monitor, sids)
-                closed = {status[sids[0]], status[sids[1]]}
-                if closed == {"disconnected"} or time.monotonic() > deadline:
-                    break
-            assert closed == {"disconnected"}
+            def closed_tabs_disconnected() -> bool:
+                nonlocal tracked
+                tracked, _, status = _check(monitor, sids)
+                return {status[sids[0]], status[sids[1]]} == {"disconnected"}
+
+            wait_for(closed_tabs_disconnected, "the closed tabs to be held as disconnected",
+                     timeout=DISCONNECTED_TTL - 1)
             assert tracked == set(sids)
 
-            deadline = time.monotonic() + DISCONNECTED_TTL + 30
-            while time.monotonic() < deadline:
+            stats: dict[str, object] = {}
+
+            def only_live_ones_tracked() -> bool:
+                nonlocal tracked, stats
                 tracked, stats, _ = _check(monitor, sids)
-                if tracked == set(sids[2:]):
-                    break
-                time.sleep(0.2)  # polling interval of a bounded wait
-            assert tracked == set(sids[2:]), "ended sessions still tracked, or live ones dropped"
+                return tracked == set(sids[2:])
+
+            wait_for(only_live_ones_tracked,
+                     "the ended sessions to be freed, and the live ones kept",
+                     timeout=DISCONNECTED_TTL + 30)
             assert int(stats["sessions_cleaned"]) >= 2  # type: ignore[call-overload]
             assert stats["locks_held"] == 0  # nobody is inside a locked block now
 

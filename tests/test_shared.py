@@ -61,7 +61,7 @@ def test_sessions_share_one_state_through_the_module_global() -> None:
 
         import safestate as ss
 
-        st.session_state["total"] = ss.shared.increment("test_shared_total")
+        st.session_state["total"] = ss.shared.increment("total")
 
     first = AppTest.from_function(app).run()
     second = AppTest.from_function(app).run()

@@ -20,7 +20,6 @@ from collections.abc import Iterator, Mapping
 import pytest
 from conftest import RedisServer, run_app
 
-import safestate
 from safestate.errors import StoreUnavailable
 from safestate.stores import open_store
 from safestate.stores.base import Snapshot
@@ -197,10 +196,7 @@ def test_sqlite_out_of_reach_at_the_first_call_keeps_unpersisted_keys_working(
             ss.safe_get("saved")
         st.markdown("PAGE END")
 
-    try:
-        at = run_app(app, url=url)
-    finally:
-        safestate.configure(store="memory://", identity="session", persist=())
+    at = run_app(app, url=url)
     assert at.session_state["plain"] == 1 and at.session_state["plain_read"] == 1
     assert f"Check that the directory {str(folder)!r} exists" in at.session_state["refused"]
     assert at.session_state["saved_after_refusal"] is False  # raised: nothing changed

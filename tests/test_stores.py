@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import RedisServer
+from conftest import RedisServer, wait_for
 
 import safestate
 from safestate.errors import StoreURLError, VersionConflict
@@ -58,10 +58,8 @@ def test_drop_and_expiry(store: Store) -> None:
     assert store.drop("gone") is True and store.drop("gone") is False
     store.commit("short", {"a": b"1"}, ttl=0.2)
     store.commit("long", {"a": b"1"}, ttl=60)
-    deadline = time.monotonic() + 10
-    while store.load("short").values and time.monotonic() < deadline:
-        time.sleep(0.05)  # polling interval of a bounded wait
-    assert store.load("short").values == {}
+    wait_for(lambda: store.load("short").values == {}, "the short-lived namespace to expire",
+             timeout=10)
     store.cleanup()
     assert store.load("long").values == {"a": b"1"}
 

@@ -11,7 +11,6 @@ import safestate
 from safestate.errors import (
     EmptyKeyError,
     InvalidKeyError,
-    MissingStateError,
     UnknownDependencyError,
 )
 
@@ -28,24 +27,24 @@ def labels(at: AppTest) -> list[str]:
     return [b.label for b in at.button]
 
 
-def guarded_page(flag: str) -> None:
+def guarded_page() -> None:
     import streamlit as st
 
     import safestate as ss
 
     def connect() -> dict[str, str]:
-        if not ss.shared.safe_get(flag, False):
+        if not ss.shared.safe_get("db_up", False):
             raise ConnectionError("database unreachable at db:5432")
         return {"dsn": "db:5432"}
 
-    ss.register_dependency(f"db_{flag}", connect, description="The orders database")
+    ss.register_dependency("db", connect, description="The orders database")
     ss.increment("visits")
-    deps = ss.require(f"db_{flag}")
-    st.markdown(f"PAGE OK {deps[f'db_{flag}']['dsn']} visits={ss.safe_get('visits')}")
+    deps = ss.require("db")
+    st.markdown(f"PAGE OK {deps['db']['dsn']} visits={ss.safe_get('visits')}")
 
 
 def test_require_shows_the_panel_then_retry_renders_the_page() -> None:
-    at = run(guarded_page, flag="t1_up")
+    at = run(guarded_page)
     assert not at.exception
     assert len(at.error) == 1
     assert "The orders database" in at.error[0].value
@@ -56,14 +55,14 @@ def test_require_shows_the_panel_then_retry_renders_the_page() -> None:
     at.button(key="safestate_recovery_retry").click().run()  # still down: still the panel
     assert len(at.error) == 1 and not any(m.startswith("PAGE OK") for m in markdown(at))
 
-    safestate.shared.safe_set("t1_up", True)  # the database comes back
+    safestate.shared.safe_set("db_up", True)  # the database comes back
     at.button(key="safestate_recovery_retry").click().run()
     assert not at.error
     assert "PAGE OK db:5432 visits=3" in markdown(at)
 
 
 def test_reset_my_session_clears_this_sessions_state() -> None:
-    at = run(guarded_page, flag="t2_up")
+    at = run(guarded_page)
     at.run()
     assert at.session_state["visits"] == 2
     at.button(key="safestate_recovery_reset").click().run()
@@ -76,19 +75,19 @@ def test_unhealthy_dependency_is_rebuilt_on_retry() -> None:
 
         import safestate as ss
 
-        builds = ss.shared.increment("t3_builds")
+        builds = ss.shared.increment("builds")
         ss.register_dependency(
-            "model_t3",
+            "model",
             lambda: {"build": builds},
-            health_check=lambda m: ss.shared.safe_get("t3_healthy", False),
+            health_check=lambda m: ss.shared.safe_get("healthy", False),
             description="The AI model",
         )
-        model = ss.require("model_t3")["model_t3"]
+        model = ss.require("model")["model"]
         st.markdown(f"MODEL {model['build']}")
 
     at = run(app)
     assert "The AI model" in at.error[0].value and "health check failed" in at.error[0].value
-    safestate.shared.safe_set("t3_healthy", True)
+    safestate.shared.safe_set("healthy", True)
     at.button(key="safestate_recovery_retry").click().run()
     assert not at.error
     assert markdown(at) == ["MODEL 2"]  # the unhealthy instance was dropped and rebuilt
@@ -103,8 +102,8 @@ def test_optional_dependency_degrades_with_a_warning() -> None:
         def broken() -> None:
             raise TimeoutError("recommendations service timed out")
 
-        ss.register_dependency("recs_t4", broken, required=False, description="Recommendations")
-        recs = ss.require("recs_t4")["recs_t4"]
+        ss.register_dependency("recs", broken, required=False, description="Recommendations")
+        recs = ss.require("recs")["recs"]
         st.markdown(f"PAGE OK recs={recs}")
 
     at = run(app)
@@ -120,12 +119,12 @@ def test_guard_turns_a_deep_failure_into_the_panel() -> None:
 
         import safestate as ss
 
-        ss.register_dependency("cfg_t5", lambda: 1 / 0, description="Configuration")
+        ss.register_dependency("cfg", lambda: 1 / 0, description="Configuration")
 
         @ss.guard()
         def page() -> None:
             st.markdown("before")
-            ss.get_dependency("cfg_t5")
+            ss.get_dependency("cfg")
             st.markdown("after")
 
         page()
@@ -155,7 +154,7 @@ def test_ensure_session_initialized_creates_once_and_reports() -> None:
         import safestate as ss
 
         report = ss.ensure_session_initialized(
-            {"cart": [], "user": lambda: ss.shared.increment("t6_user_built")}
+            {"cart": [], "user": lambda: ss.shared.increment("user_built")}
         )
         st.session_state["report"] = (report.created, report.present, report.ok)
         st.session_state["cart"].append("x")
@@ -165,7 +164,7 @@ def test_ensure_session_initialized_creates_once_and_reports() -> None:
     at.run()
     assert at.session_state["report"] == ([], ["cart", "user"], True)
     assert at.session_state["cart"] == ["x", "x"]
-    assert safestate.shared.safe_get("t6_user_built") == 1
+    assert safestate.shared.safe_get("user_built") == 1
 
 
 def test_defaults_are_copied_per_session() -> None:
@@ -174,14 +173,14 @@ def test_defaults_are_copied_per_session() -> None:
 
         import safestate as ss
 
-        ss.ensure_session_initialized({"tags": ss.shared.safe_get("t7_template")})
+        ss.ensure_session_initialized({"tags": ss.shared.safe_get("template")})
         st.session_state["tags"].append("mine")
 
-    safestate.shared.safe_set("t7_template", ["base"])
+    safestate.shared.safe_set("template", ["base"])
     first, second = run(app), run(app)
     assert first.session_state["tags"] == ["base", "mine"]
     assert second.session_state["tags"] == ["base", "mine"]
-    assert safestate.shared.safe_get("t7_template") == ["base"]
+    assert safestate.shared.safe_get("template") == ["base"]
 
 
 def test_a_failing_factory_writes_nothing_and_retry_builds() -> None:
@@ -191,7 +190,7 @@ def test_a_failing_factory_writes_nothing_and_retry_builds() -> None:
         import safestate as ss
 
         def profile() -> dict[str, str]:
-            if not ss.shared.safe_get("t8_ok", False):
+            if not ss.shared.safe_get("profile_ok", False):
                 raise OSError("profile service down")
             return {"name": "ada"}
 
@@ -202,7 +201,7 @@ def test_a_failing_factory_writes_nothing_and_retry_builds() -> None:
     assert "profile" in at.error[0].value and "profile service down" in at.error[0].value
     assert "theme" not in at.error[0].value  # only the failed step is named
     assert "theme" not in at.session_state  # all or nothing
-    safestate.shared.safe_set("t8_ok", True)
+    safestate.shared.safe_set("profile_ok", True)
     at.button(key="safestate_recovery_retry").click().run()
     assert markdown(at) == ["PAGE OK ada"]
     assert at.session_state["theme"] == "dark"
@@ -215,10 +214,10 @@ def test_ensure_with_names_reports_missing_keys(on_missing: str) -> None:
 
         import safestate as ss
 
-        ss.safe_set("present_t9", 1)
+        ss.safe_set("present", 1)
         try:
             report = ss.ensure_session_initialized(
-                ["present_t9", "absent_t9"], on_missing=on_missing
+                ["present", "absent"], on_missing=on_missing
             )
             st.session_state["r"] = (report.ok, report.missing)
         except ss.errors.MissingStateError as exc:
@@ -226,13 +225,13 @@ def test_ensure_with_names_reports_missing_keys(on_missing: str) -> None:
 
     at = run(app, on_missing=on_missing)
     if on_missing == "recover":
-        assert "`absent_t9` is missing" in at.error[0].value
+        assert "`absent` is missing" in at.error[0].value
         assert labels(at) == ["Retry", "Reset my session"]
     elif on_missing == "raise":
         _, keys, message = at.session_state["r"]
-        assert keys == ["absent_t9"] and "absent_t9" in message
+        assert keys == ["absent"] and "absent" in message
     else:
-        assert at.session_state["r"] == (False, ["absent_t9"])
+        assert at.session_state["r"] == (False, ["absent"])
 
 
 def test_racing_initializers_run_each_factory_once() -> None:
@@ -253,18 +252,18 @@ def test_racing_initializers_run_each_factory_once() -> None:
 
             return build
 
-        ss.register_dependency("svc_t10", slow("t10_session_builds"))
-        ss.register_dependency("pool_t10", slow("t10_app_builds"), scope="app")
-        key_factory = slow("t10_key_builds")
+        ss.register_dependency("svc", slow("session_builds"))
+        ss.register_dependency("pool", slow("app_builds"), scope="app")
+        key_factory = slow("key_builds")
         ctx = get_script_run_ctx()
         seen: list[tuple[int, int, int]] = []
         start = threading.Barrier(8)
 
         def racer() -> None:
             start.wait(10)
-            ss.ensure_session_initialized({"k_t10": key_factory})
-            seen.append((id(ss.get_dependency("svc_t10")), id(ss.get_dependency("pool_t10")),
-                         id(ss.safe_get("k_t10"))))
+            ss.ensure_session_initialized({"k": key_factory})
+            seen.append((id(ss.get_dependency("svc")), id(ss.get_dependency("pool")),
+                         id(ss.safe_get("k"))))
 
         threads = [threading.Thread(target=racer) for _ in range(8)]
         for t in threads:
@@ -279,7 +278,7 @@ def test_racing_initializers_run_each_factory_once() -> None:
     assert not at.exception
     assert at.session_state["n"] == 8
     assert at.session_state["distinct"] == [1, 1, 1]
-    for counter in ("t10_session_builds", "t10_app_builds", "t10_key_builds"):
+    for counter in ("session_builds", "app_builds", "key_builds"):
         assert safestate.shared.safe_get(counter) == 1, counter
 
 
@@ -292,7 +291,7 @@ def test_design_aliases() -> None:
         ss.register_dependency("caso_uso_maestro", lambda: "use-case")
         ss.register_dependency("contenedor", lambda: {"container": True})
         ss.register_dependency("ia_system", lambda: "model",
-                               health_check=lambda m: ss.shared.safe_get("t11_ia", False))
+                               health_check=lambda m: ss.shared.safe_get("ia_healthy", False))
         st.session_state["r"] = (
             ss.session_validator.get_caso_uso_maestro(validate=True),
             ss.session_validator.get_contenedor(),
@@ -305,7 +304,7 @@ def test_design_aliases() -> None:
     assert at.session_state["r"] == ("use-case", {"container": True}, False)
     assert markdown(at) == ["PAGE OK"]
     assert at.session_state["caso_uso_maestro"] == "use-case"  # plain st.session_state sees it
-    safestate.shared.safe_set("t11_ia", True)
+    safestate.shared.safe_set("ia_healthy", True)
     at.run()
     assert at.session_state["r"][2] is True
 
@@ -313,13 +312,13 @@ def test_design_aliases() -> None:
 @pytest.mark.parametrize(
     ("call", "error", "words"),
     [
-        ("register_dependency('x_t12', 'not callable')", TypeError, ["x_t12", "callable"]),
-        ("register_dependency('x_t12', dict, health_check=1)", TypeError, ["health_check"]),
-        ("register_dependency('x_t12', dict, scope='user')", ValueError, ["scope", "'user'"]),
+        ("register_dependency('orders', 'not callable')", TypeError, ["orders", "callable"]),
+        ("register_dependency('orders', dict, health_check=1)", TypeError, ["health_check"]),
+        ("register_dependency('orders', dict, scope='user')", ValueError, ["scope", "'user'"]),
         ("register_dependency(7, dict)", InvalidKeyError, ["int"]),
         ("register_dependency('', dict)", EmptyKeyError, ["''"]),
-        ("get_dependency('nope_t12')", UnknownDependencyError, ["nope_t12", "register_dependency"]),
-        ("session_validator.is_ready('nope_t12')", UnknownDependencyError, ["nope_t12"]),
+        ("get_dependency('nope')", UnknownDependencyError, ["nope", "register_dependency"]),
+        ("session_validator.is_ready('nope')", UnknownDependencyError, ["nope"]),
         ("ensure_session_initialized([3])", InvalidKeyError, ["int"]),
         ("ensure_session_initialized(['a'], on_missing='ignore')", ValueError, ["on_missing"]),
         ("session_validator.health_report('world')", ValueError, ["'world'"]),
@@ -333,7 +332,7 @@ def test_bad_input_is_named_and_changes_nothing(
 
         import safestate as ss
 
-        ss.safe_set("kept_t12", [1, 2])
+        ss.safe_set("kept", [1, 2])
         before = (ss.session_validator.dependencies.names(), ss.session_manager.keys(),
                   dict(ss.session_manager.schema.fields))
         try:
@@ -343,7 +342,7 @@ def test_bad_input_is_named_and_changes_nothing(
         after = (ss.session_validator.dependencies.names(),
                  [k for k in ss.session_manager.keys() if k != "error"],
                  dict(ss.session_manager.schema.fields))
-        st.session_state["unchanged"] = after == before and ss.safe_get("kept_t12") == [1, 2]
+        st.session_state["unchanged"] = after == before and ss.safe_get("kept") == [1, 2]
 
     at = run(app, call=call)
     kind, message = at.session_state["error"]
@@ -359,28 +358,28 @@ def test_validate_session_dependencies_reports_each_and_renders() -> None:
 
         import safestate as ss
 
-        ss.register_dependency("good_t13", lambda: [1, 2], description="Good one")
-        ss.register_dependency("bad_t13", lambda: {}, health_check=lambda v: bool(v))
-        ss.register_dependency("opt_t13", lambda: 1 / 0, required=False)
+        ss.register_dependency("good", lambda: [1, 2], description="Good one")
+        ss.register_dependency("bad", lambda: {}, health_check=lambda v: bool(v))
+        ss.register_dependency("opt", lambda: 1 / 0, required=False)
         report = ss.session_validator.validate_session_dependencies()
         report.render()
         st.session_state["r"] = (
             report.ok,
             [s.name for s in report.failing],
             [s.name for s in report.degraded],
-            (report["good_t13"].present, report["good_t13"].healthy,
-             report["good_t13"].type_name, report["good_t13"].checked_at is not None),
-            report["opt_t13"].error,
+            (report["good"].present, report["good"].healthy,
+             report["good"].type_name, report["good"].checked_at is not None),
+            report["opt"].error,
         )
 
     at = run(app)
     ok, failing, degraded, good, opt_error = at.session_state["r"]
     assert ok is False
-    assert "bad_t13" in failing and "good_t13" not in failing
-    assert "opt_t13" in degraded
+    assert "bad" in failing and "good" not in failing
+    assert "opt" in degraded
     assert good == (True, True, "list", True)
     assert "ZeroDivisionError" in opt_error
-    assert at.error and "bad_t13" in at.error[0].value
+    assert at.error and "bad" in at.error[0].value
     assert len(at.dataframe) == 1
 
 
@@ -392,11 +391,11 @@ def test_health_reports_name_keys_never_values() -> None:
         import safestate as ss
 
         class Auth(BaseModel):
-            token_t14: str = "x"
+            token: str = "x"
 
-        ss.safe_set("password_t14", "secret-value-123")
+        ss.safe_set("password", "secret-value-123")
         ss.typed(Auth)
-        ss.safe_delete("token_t14")  # a declared key that went missing
+        ss.safe_delete("token")  # a declared key that went missing
         session = ss.session_validator.health_report()
         app_wide = ss.session_validator.health_report("app")
         st.session_state["r"] = (session.to_dict(), app_wide.to_dict())
@@ -407,16 +406,11 @@ def test_health_reports_name_keys_never_values() -> None:
     assert not at.exception
     session, app_wide = at.session_state["r"]
     assert "secret-value-123" not in repr(session) + repr(app_wide)
-    row = next(k for k in session["keys"] if k["key"] == "password_t14")
+    row = next(k for k in session["keys"] if k["key"] == "password")
     assert row["type"] == "str" and row["length"] == len("secret-value-123")
-    assert "token_t14" in session["missing_keys"] and not session["ok"]
+    assert "token" in session["missing_keys"] and not session["ok"]
     assert app_wide["sessions"] >= 1
-    assert app_wide["sessions_missing_keys"].get("token_t14", 0) >= 1
-
-
-def test_missing_state_error_is_a_lookup_error() -> None:
-    assert issubclass(MissingStateError, LookupError)
-    assert issubclass(UnknownDependencyError, LookupError)
+    assert app_wide["sessions_missing_keys"].get("token", 0) >= 1
 
 
 def test_a_failed_build_makes_health_reports_fail() -> None:
@@ -425,12 +419,12 @@ def test_a_failed_build_makes_health_reports_fail() -> None:
 
         import safestate as ss
 
-        ss.register_dependency("broken_t15", lambda: 1 / 0, description="Broken")
-        st.session_state["ready"] = ss.session_validator.is_ready("broken_t15")
+        ss.register_dependency("broken", lambda: 1 / 0, description="Broken")
+        st.session_state["ready"] = ss.session_validator.is_ready("broken")
         validator = ss.session_validator
         session, app_wide = validator.health_report(), validator.health_report("app")
         st.session_state["r"] = (session.ok, app_wide.ok,
-                                 app_wide.sessions_failing_dependencies.get("broken_t15", 0))
+                                 app_wide.sessions_failing_dependencies.get("broken", 0))
 
     at = run(app)
     assert at.session_state["ready"] is False
@@ -444,33 +438,33 @@ def test_optional_dependency_named_in_ensure_degrades() -> None:
 
         import safestate as ss
 
-        ss.register_dependency("opt_t16", lambda: 1 / 0, required=False)
-        report = ss.ensure_session_initialized(["opt_t16"])
+        ss.register_dependency("opt", lambda: 1 / 0, required=False)
+        report = ss.ensure_session_initialized(["opt"])
         st.session_state["r"] = (report.ok, report.degraded, report.missing)
         st.markdown("PAGE OK")
 
     at = run(app)
     assert not at.error
-    assert at.session_state["r"] == (True, ["opt_t16"], [])
+    assert at.session_state["r"] == (True, ["opt"], [])
     assert markdown(at) == ["PAGE OK"]
 
 
 @pytest.mark.parametrize(
     "call",
     [
-        "require('x_t17')",
-        "ensure_session_initialized({'x_t17': 1})",
-        "ensure_session_initialized(['x_t17'])",
+        "require('x')",
+        "ensure_session_initialized({'x': 1})",
+        "ensure_session_initialized(['x'])",
         "session_validator.health_report()",
         "session_validator.reset_session()",
         "session_validator.validate_session_dependencies()",
-        "get_dependency('dep_t17')",
+        "get_dependency('dep')",
     ],
 )
 def test_page_calls_outside_a_script_run_say_so(call: str) -> None:
     import threading
 
-    safestate.register_dependency("dep_t17", dict)
+    safestate.register_dependency("dep", dict)
     errors: list[BaseException] = []
 
     def worker() -> None:
@@ -544,7 +538,7 @@ CYCLES = {
 @pytest.mark.parametrize("case", list(CYCLES))
 def test_a_dependency_cycle_is_named_and_leaves_nothing_locked(case: str) -> None:
     scopes = CYCLES[case]
-    names = [f"cyc{i}_{case}_t18" for i in range(len(scopes))]
+    names = [f"cyc{i}" for i in range(len(scopes))]
     cycle = " -> ".join(repr(n) for n in [*names, names[0]])
     at = AppTest.from_function(cycle_app, kwargs={"names": names, "scopes": scopes},
                                default_timeout=20).run()
@@ -571,7 +565,7 @@ def test_a_dependency_cycle_is_named_and_leaves_nothing_locked(case: str) -> Non
 def test_two_threads_building_an_app_cycle_from_both_ends_both_end() -> None:
     import threading
 
-    a, b = "pair_a_t19", "pair_b_t19"
+    a, b = "pair_a", "pair_b"
     a_started, b_started, fixed = threading.Event(), threading.Event(), threading.Event()
 
     def build_a() -> object:
@@ -614,7 +608,7 @@ def test_two_threads_building_an_app_cycle_from_both_ends_both_end() -> None:
 def test_a_factory_needing_another_dependency_still_builds_across_threads() -> None:
     import threading
 
-    outer, inner = "outer_t20", "inner_t20"
+    outer, inner = "outer", "inner"
     outer_started, inner_may_finish = threading.Event(), threading.Event()
 
     def build_outer() -> object:
@@ -651,9 +645,9 @@ def test_the_demos_use_case_needing_its_container_still_builds() -> None:
         ss.register_dependency("caso_uso_maestro",
                                lambda: ("use-case", ss.session_validator.get_contenedor()))
         ss.register_dependency(
-            "pool_t21", lambda: ("pool", ss.session_validator.get_caso_uso_maestro()), scope="app")
+            "pool", lambda: ("pool", ss.session_validator.get_caso_uso_maestro()), scope="app")
         st.session_state["r"] = (ss.session_validator.get_caso_uso_maestro(),
-                                 ss.get_dependency("pool_t21"))
+                                 ss.get_dependency("pool"))
 
     at = run(app)
     assert not at.exception, [e.message for e in at.exception]
@@ -687,13 +681,13 @@ def test_a_failing_factorys_credentials_are_masked() -> None:
         def connect() -> None:
             raise ConnectionError("redis://:p@ss@host/0?password=hunter2")
 
-        ss.register_dependency("cache_t22", connect)
+        ss.register_dependency("cache", connect)
         try:
-            ss.get_dependency("cache_t22")
+            ss.get_dependency("cache")
         except ss.errors.DependencyNotReady as exc:
             st.session_state["message"] = str(exc)
         report = ss.session_validator.validate_session_dependencies(build=False)
-        st.session_state["recorded"] = report["cache_t22"].error
+        st.session_state["recorded"] = report["cache"].error
 
     at = run(app)
     assert not at.exception, [e.message for e in at.exception]
