@@ -76,7 +76,7 @@ def measure(store: str, op: str, ours: Loop, raw: Loop, n: int) -> Row:
         times_ours.append(a)
         times_raw.append(b)
         ratios.append(a / b)
-    cfg_store = safestate.app().configuration.store
+    cfg_store = safestate.current_app().configuration.store
     assert cfg_store is not None
     before = cfg_store.round_trips
     ours(n)

@@ -43,7 +43,7 @@ def test_the_designs_contract_stays_importable() -> None:
 
 
 def test_the_package_names_follow_the_app_in_use(fresh_app: App) -> None:
-    assert safestate.app() is fresh_app
+    assert safestate.current_app() is fresh_app
     assert safestate.session_manager is fresh_app.manager
     assert safestate.shared is fresh_app.shared
     assert safestate.session_validator is fresh_app.validator

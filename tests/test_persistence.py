@@ -182,7 +182,7 @@ def test_persisted_state_expires_after_its_ttl(store_url: str) -> None:
     wait_for(lambda: session(app, url=store_url, write=False).run().session_state["seen"] is None,
              "a new session to see the note expired", timeout=15)
     # on demand; Redis and memory:// drop it themselves
-    removed = safestate.app().configuration.cleanup()
+    removed = safestate.current_app().configuration.cleanup()
     assert removed == (1 if store_url.startswith("sqlite") else 0)
 
 
@@ -283,7 +283,7 @@ def test_bad_configuration_is_named_and_changes_nothing(
         safestate.configure(**kwargs)
     for word in words:
         assert word in str(info.value)
-    assert safestate.app().configuration.settings == before
+    assert safestate.current_app().configuration.settings == before
 
 
 def test_credentials_never_reach_messages() -> None:
@@ -344,7 +344,7 @@ def test_deployment_settings_apply_whatever_the_first_call(
 
     app = tmp_path / "app.py"
     app.write_text(f"import streamlit as st\nimport safestate\n\n{FIRST_CALLS[first]}\n"
-                   "st.markdown(f'STORE={safestate.app().configuration.settings.store}')\n")
+                   "st.markdown(f'STORE={safestate.current_app().configuration.settings.store}')\n")
     runner = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
               "at = AppTest.from_file(sys.argv[1], default_timeout=60).run()\n"
               "print([e.message for e in at.exception] or at.markdown[0].value)\n")
@@ -514,7 +514,7 @@ def test_bad_settings_raise_the_named_error_and_change_nothing(
     for word in words:
         assert word in str(info.value)
     assert len(str(info.value)) < 400  # what it quotes is bounded
-    assert safestate.app().configuration.settings == before
+    assert safestate.current_app().configuration.settings == before
 
 
 @pytest.mark.parametrize("url", ["redis://h:notaport/0", "redis://h:99999999/0",

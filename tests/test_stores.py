@@ -150,14 +150,14 @@ def test_in_memory_sqlite_is_refused_at_configure(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # were it opened as a file name, the file would appear here
     before = safestate.configure(store="memory://", identity="session", persist=())
-    store = safestate.app().configuration.store
+    store = safestate.current_app().configuration.store
     with pytest.raises(StoreURLError) as info:
         safestate.configure(store=url, persist=["a"])
     message = str(info.value)
     assert ("an in-memory SQLite database is per connection, so the pooled connections would "
             "not share it; use memory:// for state kept in this process") in message
-    assert safestate.app().configuration.settings == before
-    assert safestate.app().configuration.store is store
+    assert safestate.current_app().configuration.settings == before
+    assert safestate.current_app().configuration.store is store
     assert list(tmp_path.iterdir()) == []
 
 

@@ -4,7 +4,8 @@
 ``session_validator`` declares keys, dependencies and page guards. The functions here
 are their methods. Everything else lives in a named submodule: errors in
 ``safestate.errors``, metrics in ``safestate.monitoring``, settings in
-``safestate.config``, the pieces and how they are built in ``safestate.app``.
+``safestate.config``, the pieces and how they are built in ``safestate.app``
+(``safestate.current_app()`` is the one in use).
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ _VALIDATOR_METHODS = ("ensure_session_initialized", "typed", "require", "guard",
                       "register_dependency", "get_dependency")
 
 
-def app() -> App:
-    """The app the package's names are bound to now."""
+def current_app() -> App:
+    """The app the package's names are bound to now (its configuration, its store)."""
     return _app
 
 

@@ -11,10 +11,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ._record import SessionRecord
 from .persistence import Persistence, PersistentView
 from .settings import Settings
-from .storage import LocalStorage, Storage
 from .stores.base import Store
 
 
@@ -29,18 +27,6 @@ class Backends:
     #: The shared state's storage in the store; None when it lives in this process's memory.
     shared: PersistentView | None
 
-    def session_storage(self, record: SessionRecord, worker: bool = False) -> Storage:
-        """The storage a session's call works on (its memory, or the view through persistence)."""
-        if self.sessions is None:
-            local = record.worker if worker else record.local
-            assert local is not None  # made with the record by the session manager
-            return local
-        return self.sessions.session_view(record, worker)
-
-    def shared_storage(self, memory: LocalStorage) -> Storage:
-        """The shared state's storage: the store's, or ``memory``."""
-        return memory if self.shared is None else self.shared
-
 
 class BackendSlot:
     """Holds the backends in force; empty until the first call fills it from ``first``.
@@ -52,20 +38,17 @@ class BackendSlot:
     def __init__(self, first: Callable[[], Backends]) -> None:
         self._first = first
         self._lock = threading.Lock()
-        self._current: Backends | None = None
-
-    @property
-    def current(self) -> Backends | None:
-        """The backends in force, or None before the first configuration."""
-        return self._current
+        #: The backends in force, or None before the first configuration. Read it (one
+        #: attribute read on the hot path); only ``swap`` writes it.
+        self.current: Backends | None = None
 
     def get(self) -> Backends:
         """The backends in force, configured from the deployment on first use."""
-        current = self._current
+        current = self.current
         return current if current is not None else self._first()
 
     def swap(self, new: Backends) -> Backends | None:
         """Put ``new`` in force in one step; return the backends it replaces."""
         with self._lock:
-            old, self._current = self._current, new
+            old, self.current = self.current, new
         return old

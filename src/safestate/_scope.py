@@ -20,7 +20,7 @@ from ._compat import yield_point
 from ._keys import MISSING, check_key
 from ._locks import ScopeLock, check_timeout
 from .errors import NotAMappingError, VersionConflict
-from .transaction import Transaction
+from .transactions import Transaction
 
 if TYPE_CHECKING:
     from .schema import SchemaRegistry

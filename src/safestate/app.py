@@ -18,7 +18,7 @@ from ._locks import LockRegistry
 from .config import Configuration, read_deployment
 from .manager import SWEEP_INTERVAL, SessionStateManager, new_record
 from .schema import SchemaRegistry
-from .shared import SharedState
+from .shared_state import SharedState
 from .validator import SessionValidator
 
 

@@ -20,7 +20,7 @@ from .storage import LocalStorage
 if TYPE_CHECKING:
     from ._backends import BackendSlot
     from .schema import SchemaRegistry
-    from .shared import SharedState
+    from .shared_state import SharedState
     from .storage import Storage
 
 #: Seconds between two sweeps that free the bookkeeping of ended sessions.
@@ -133,8 +133,14 @@ class SessionStateManager(Scope):
         assert record is not None  # made with the entry; gone only once it is dead
         if worker and record.worker is None:  # a worker's first call (under the lock)
             record.worker = LocalStorage(_compat.WorkerStateView(session_id, state))
+        backends = self._backends.current or self._backends.get()
+        sessions = backends.sessions
+        if sessions is None:  # nothing persisted: the session's own memory
+            local = record.worker if worker else record.local
+            assert local is not None  # made with the record (new_record)
+            return lock, local
         try:
-            return lock, self._backends.get().session_storage(record, worker)
+            return lock, sessions.session_view(record, worker)
         except BaseException:
             lock.release()  # the lock is the caller's only once this returns
             raise

@@ -120,10 +120,12 @@ class Persistence:
             view = self._view(record, part, identity.namespace_for(known), worker)
             view.refresh_quietly()
             return view
-        if namespace is not None:
-            view = self._view(record, part, namespace, worker)
-            view.load_error = None
-            return view
+        if namespace is not None:  # the steady state: the session's kept view
+            kept = part.worker_view if worker else part.view
+            if kept is None or kept.namespace != namespace:
+                kept = self._view(record, part, namespace, worker)
+            kept.load_error = None
+            return kept
         assert part.identity is not None  # worked out above, in this run or an earlier one
         namespace = identity.namespace_for(part.identity)
         view = self._view(record, part, namespace, worker)

@@ -34,7 +34,7 @@ if "hammer" in q:
     per_thread = int(q["hammer"])
     done = [0] * THREADS
     errors: list[str] = []
-    store = safestate.app().configuration.store
+    store = safestate.current_app().configuration.store
     assert store is not None
     trips_before = store.round_trips
 
@@ -62,7 +62,7 @@ if "hammer" in q:
     # 2 per increment (load + commit) plus 2 per retry after another process won the race.
     st.markdown(f"TRIPS={store.round_trips - trips_before}")
 
-settings = safestate.app().configuration.settings
+settings = safestate.current_app().configuration.settings
 st.markdown(f"STORE={settings.store if settings else None}")
 st.markdown(f"PID={os.getpid()}")
 st.markdown(f"VALUE={json.dumps(safestate.shared.safe_get(key))}")

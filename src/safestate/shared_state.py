@@ -35,7 +35,8 @@ class SharedState(Scope):
         if first_use is not None:
             first_use()  # raises (a bad deployment setting) on every call until it works
             self._on_first_use = None
-        storage = self._backends.get().shared_storage(self._memory)
+        backends = self._backends.current or self._backends.get()
+        storage: Storage = self._memory if backends.shared is None else backends.shared
         if storage is self._memory or not _compat.in_script_run():
             # In memory the lock is held for microseconds (as a plain dict under a lock
             # would be); a worker has nothing to supersede it.
