@@ -47,21 +47,6 @@ def _unchecked(key: str, value: Any) -> Any:
     return value
 
 
-def _read_and_commit(storage: Storage, key: str, fn: Callable[[Any], Any], default: Any,
-                     check: Callable[[str, Any], Any]) -> tuple[bool, Any]:
-    """Read, compute and commit with the version read: (committed, new value)."""
-    current, version = storage.read(key, default)
-    new = check(key, fn(current))
-    if version is None:  # unversioned memory, under the scope's lock: one write
-        storage[key] = new
-        return True, new
-    try:
-        storage.apply([(key, new)], expected_version=version)
-    except VersionConflict:
-        return False, None
-    return True, new
-
-
 class Scope:
     """State behind one lock, with the safe_* / mutate / transaction API."""
 
@@ -161,9 +146,16 @@ class Scope:
                 # reads and commits under it, as it asked.
                 turn = storage.turn(key) if lock.depth == 1 else None
                 if turn is None:
-                    done, new = _read_and_commit(storage, key, fn, default, check)
-                    if done:
+                    current, version = storage.read(key, default)
+                    new = check(key, fn(current))
+                    if version is None:  # unversioned memory, under the lock: one write
+                        storage[key] = new
                         return cast("T", new)
+                    try:
+                        storage.apply([(key, new)], expected_version=version)
+                        return cast("T", new)
+                    except VersionConflict:
+                        pass  # another process wrote first: read again
             if turn is not None:
                 done, new = self._turn_commit(turn, key, fn, default, check, storage)
                 if done:

@@ -169,6 +169,31 @@ class SessionStateManager(Scope):
             except KeyError:
                 return default
 
+    def safe_set(self, key: str, value: Any) -> None:
+        """Set ``key`` to ``value`` in this session.
+
+        Raises StateValidationError if ``key`` is declared with another type,
+        InvalidKeyError/EmptyKeyError for a bad key, NoSessionError outside a session.
+        """
+        # Hot path, written out, as safe_get: a session kept in memory only.
+        if type(key) is not str or not key:
+            check_key(key)
+        backends = self._backends.current
+        if backends is None or backends.sessions is not None:
+            return Scope.safe_set(self, key, value)
+        if self.schema.fields:
+            value = self.schema.check(key, value)
+        run = _compat.current_run_yielding()  # a superseded run ends here, as at st.*
+        if run is None:
+            raise NoSessionError("safe_set")
+        registry = self._registry
+        if registry.get(run[0]) is None:  # a session's first call: the cold path
+            self._first_call()
+        with registry.locked(run[0], run[1], None, _compat.yield_point) as lock:
+            lock.ops += 1
+            run[1][key] = value
+        return None
+
     def safe_exists(self, key: str) -> bool:
         """Whether ``key`` is set in this session. Raises as safe_get."""
         return self.safe_get(key, MISSING) is not MISSING

@@ -7,9 +7,10 @@ from typing import Any
 
 from . import _compat
 from ._backends import BackendSlot
+from ._keys import check_key
 from ._locks import ScopeLock
 from ._scope import Scope
-from .storage import LocalStorage, Storage
+from .storage import DictStorage, Storage
 
 
 class SharedState(Scope):
@@ -27,33 +28,60 @@ class SharedState(Scope):
         # only `shared`, and it must get them too.
         self._on_first_use = on_first_use
         self._lock = ScopeLock("shared", "the shared state")
-        self._data: dict[str, Any] = {}
-        self._memory = LocalStorage(self._data)
+        self._memory = DictStorage()
 
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Storage]:
         first_use = self._on_first_use
         if first_use is not None:
             first_use()  # raises (a bad deployment setting) on every call until it works
             self._on_first_use = None
-        backends = self._backends.current or self._backends.get()
-        storage: Storage = self._memory if backends.shared is None else backends.shared
-        if storage is self._memory or not _compat.in_script_run():
+        stored = (self._backends.current or self._backends.get()).shared
+        if stored is None or not _compat.in_script_run():
             # In memory the lock is held for microseconds (as a plain dict under a lock
             # would be); a worker has nothing to supersede it.
             self._lock.acquire(timeout)
-            return self._lock, storage
+            return self._lock, self._memory if stored is None else stored
         # In a store, the lock is held across round trips: a run the user clicked past
         # ends here, as at st.session_state, and leaves the lock's queue.
         _compat.yield_point()
         self._lock.acquire(timeout, None, _compat.yield_point)
-        return self._lock, storage
+        return self._lock, stored
+
+    # -- hot paths, written out: a key of the shared state in memory is a dict entry under a
+    # lock, and costs little more than one (make bench: shared vs a bare lock and dict).
+    def safe_get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` when it is not set. Raises as ``Scope.safe_get``."""
+        if type(key) is not str or not key:
+            check_key(key)
+        backends = self._backends.current
+        if backends is None or backends.shared is not None or self._on_first_use is not None:
+            return Scope.safe_get(self, key, default)
+        lock = self._lock
+        lock.acquire()
+        with lock:
+            lock.ops += 1
+            return self._memory.get(key, default)
+
+    def safe_set(self, key: str, value: Any) -> None:
+        """Set ``key`` to ``value``. Raises as ``Scope.safe_set``."""
+        if type(key) is not str or not key:
+            check_key(key)
+        backends = self._backends.current
+        if backends is None or backends.shared is not None or self._on_first_use is not None:
+            return Scope.safe_set(self, key, value)
+        lock = self._lock
+        lock.acquire()
+        with lock:
+            lock.ops += 1
+            self._memory[key] = value
+        return None
 
     def clear(self) -> None:
         """Remove every key. Raises StoreUnavailable when a store cannot be reached."""
         lock, storage = self._enter("clear")
         with lock:
             storage.clear()
-            self._data.clear()  # what an earlier configuration kept in memory goes too
+            self._memory.clear()  # what an earlier configuration kept in memory goes too
 
     def stats(self) -> dict[str, Any]:
         """Operations, waits and keys of the shared state (key count only, no values)."""
@@ -61,7 +89,7 @@ class SharedState(Scope):
         backends = self._backends.current
         in_store = backends is not None and backends.shared is not None
         return {
-            "keys": None if in_store else len(self._data),  # None: in the store
+            "keys": None if in_store else len(self._memory),  # None: in the store
             "operations": lock.ops,
             "lock_waits": lock.waits,
             "lock_waiters": lock.waiters,

@@ -165,3 +165,32 @@ class LocalStorage(Mapping[str, Any]):
         for key in self.user_keys():
             with contextlib.suppress(KeyError):
                 del self._state[key]
+
+
+class DictStorage(dict[str, Any]):
+    """Values in a plain dict of this process (``shared`` in memory): reads and writes of one
+    key are the dict's own, with no call in between; the rest as ``LocalStorage``."""
+
+    __slots__ = ()
+
+    def apply(self, changes: Iterable[Change], expected_version: int | None = None) -> None:
+        apply_changes(self, changes)
+
+    def read(self, key: str, default: Any) -> tuple[Any, int | None]:
+        return self.get(key, default), None
+
+    def turn(self, key: str) -> AbstractContextManager[None] | None:
+        return None
+
+    def transaction_reads(self) -> DictStorage:
+        return self
+
+    def commit(self, changes: list[Change]) -> None:
+        """A transaction's changes, all or none."""
+        apply_changes(self, changes)
+
+    def user_keys(self) -> list[str]:
+        return list(self)
+
+    def snapshot(self) -> dict[str, Any]:
+        return dict(self)
