@@ -7,6 +7,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -26,7 +27,7 @@ from streamlit_client import wait_healthy  # noqa: E402
 
 from safestate.stores import open_store  # noqa: E402
 
-__all__ = ["RedisServer", "free_port", "wait_for"]  # tests import them from here
+__all__ = ["RedisServer", "free_port", "raised_in_thread", "wait_for"]  # imported from here
 
 #: Seconds between two looks at a condition a test waits for (never synchronization).
 POLL = 0.005
@@ -106,6 +107,23 @@ def worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def supersede_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from serve("supersede_app.py", tmp_path_factory)
+
+
+def raised_in_thread(fn: Callable[[], object], timeout: float = 30.0) -> BaseException | None:
+    """Run ``fn`` in a new thread (no Streamlit context there); return what it raised, or None."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), f"{fn!r} still runs after {timeout:g} s"
+    return raised[0] if raised else None
 
 
 @pytest.fixture(autouse=True)

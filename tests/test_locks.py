@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from conftest import wait_for
+from conftest import raised_in_thread, wait_for
 
 from safestate._locks import LockRegistry, check_timeout
 from safestate.errors import LockNotOwnedError, LockTimeoutError
@@ -75,20 +75,10 @@ def test_reentrant_and_timeout() -> None:
     outer = registry.locked("s1")
     inner = registry.locked("s1")
     assert inner is outer and outer.depth == 2
-    errors: list[BaseException] = []
-
-    def other() -> None:
-        try:
-            registry.locked("s1", timeout=0.05)
-        except BaseException as exc:
-            errors.append(exc)
-
-    t = threading.Thread(target=other)
-    t.start()
-    t.join(30)
-    assert len(errors) == 1 and isinstance(errors[0], LockTimeoutError)
-    assert "this session's state within 0.05 s" in str(errors[0])
-    assert "s1" not in str(errors[0])  # session ids resume sessions: never in messages
+    error = raised_in_thread(lambda: registry.locked("s1", timeout=0.05))
+    assert isinstance(error, LockTimeoutError)
+    assert "this session's state within 0.05 s" in str(error)
+    assert "s1" not in str(error)  # session ids resume sessions: never in messages
     inner.release()
     assert outer.held
     outer.release()
@@ -170,18 +160,8 @@ def test_registry_memory_per_session_stays_under_1_kib() -> None:
 def test_only_the_holder_may_release_and_the_lock_stays_held() -> None:
     registry = LockRegistry()
     with registry.locked("s1") as entry:
-        errors: list[BaseException] = []
-
-        def intruder() -> None:
-            try:
-                entry.release()
-            except BaseException as exc:
-                errors.append(exc)
-
-        t = threading.Thread(target=intruder)
-        t.start()
-        t.join(30)
-        assert len(errors) == 1 and isinstance(errors[0], LockNotOwnedError)
-        assert "this session's state" in str(errors[0]) and "s1" not in str(errors[0])
+        error = raised_in_thread(entry.release)
+        assert isinstance(error, LockNotOwnedError)
+        assert "this session's state" in str(error) and "s1" not in str(error)
         assert entry.held and entry.depth == 1  # still this thread's
     assert not entry.held

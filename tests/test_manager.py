@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
+from conftest import raised_in_thread
 from conftest import run_app as run
 from streamlit.testing.v1 import AppTest
 
@@ -368,19 +368,9 @@ def test_start_thread_rejects_a_non_callable() -> None:
     ],
 )
 def test_no_session_raises_instead_of_using_streamlits_placeholder(call: Any) -> None:
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            call()
-        except BaseException as exc:
-            errors.append(exc)
-
-    t = threading.Thread(target=worker)
-    t.start()
-    t.join(30)
-    assert len(errors) == 1 and isinstance(errors[0], NoSessionError)
-    assert "safestate.current()" in str(errors[0])
+    error = raised_in_thread(call)
+    assert isinstance(error, NoSessionError)
+    assert "safestate.current()" in str(error)
 
 
 def test_session_stats_count_operations_and_memory() -> None:

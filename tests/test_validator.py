@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conftest import raised_in_thread
 from streamlit.testing.v1 import AppTest
 
 import safestate
@@ -462,23 +463,11 @@ def test_optional_dependency_named_in_ensure_degrades() -> None:
     ],
 )
 def test_page_calls_outside_a_script_run_say_so(call: str) -> None:
-    import threading
-
     safestate.register_dependency("dep", dict)
-    errors: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            eval(f"ss.{call}", {"ss": safestate})
-        except BaseException as exc:
-            errors.append(exc)
-
-    t = threading.Thread(target=worker)
-    t.start()
-    t.join(30)
-    assert len(errors) == 1 and isinstance(errors[0], safestate.errors.NoSessionError)
+    error = raised_in_thread(lambda: eval(f"ss.{call}", {"ss": safestate}))
+    assert isinstance(error, safestate.errors.NoSessionError)
     name = call.split("(")[0].split(".")[-1]
-    assert f"{name}() draws on or checks the page of a script run" in str(errors[0])
+    assert f"{name}() draws on or checks the page of a script run" in str(error)
 
 
 # -- hardening: dependency cycles, bounded messages --
