@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pathlib
+import threading
 
 import pytest
-from conftest import run_app
+from conftest import run_app, wait_for
 from structure import private_writes
 
 import safestate
@@ -51,11 +52,11 @@ def test_the_package_names_follow_the_app_in_use(fresh_app: App) -> None:
     assert safestate.typed.__self__ is fresh_app.validator  # type: ignore[attr-defined]
     other = build_app()
     try:
-        assert safestate.use_app(other) is fresh_app
+        assert safestate.testing.use_app(other) is fresh_app
         assert safestate.increment.__self__ is other.manager  # type: ignore[attr-defined]
         assert safestate.configure.__self__ is other.configuration  # type: ignore[attr-defined]
     finally:
-        safestate.use_app(fresh_app)
+        safestate.testing.use_app(fresh_app)
         other.close()
 
 
@@ -107,3 +108,47 @@ def test_reset_my_session_keeps_persistence_working_for_a_worker(store_url: str)
     finally:
         store.close()
     assert saved == {"notes": b'"written by a worker after the reset"', "count": b"1"}
+
+
+def test_an_app_nobody_holds_goes_with_its_sweeper() -> None:
+    import gc
+    import weakref
+
+    app = build_app(sweep_interval=0.05)
+    with app.manager.enter_session("s1", {}, "seed")[0]:  # a first call starts the sweeper
+        pass
+    sweepers = [t for t in threading.enumerate() if t.name == "safestate-sweeper"]
+    gone = weakref.ref(app.manager)
+    del app
+    gc.collect()
+    assert gone() is None
+    wait_for(lambda: not any(t.is_alive() for t in sweepers), "the sweepers to stop")
+
+
+def test_a_persisted_session_record_is_freed_without_the_cycle_collector(tmp_path: pathlib.Path,
+                                                                        ) -> None:
+    import gc
+
+    from safestate._record import SessionRecord
+    from safestate.manager import new_record
+    from safestate.persistence import PersistedSession, SessionViews
+
+    app = build_app()
+    try:
+        app.configuration.configure(store=f"sqlite:///{tmp_path / 's.db'}", persist=["cart"])
+        sessions = app.configuration.backends.get().sessions
+        assert sessions is not None
+        gc.collect()
+        gc.disable()
+        try:
+            record: SessionRecord | None = new_record("s1", {})
+            assert record is not None
+            sessions.session_view(record)  # a worker's view, kept in the record
+            assert record.peek(SessionViews) is not None
+            assert record.peek(PersistedSession) is not None
+            record = None  # what the registry does when the session has ended
+            assert gc.collect() == 0  # nothing left for the cycle collector: no cycle
+        finally:
+            gc.enable()
+    finally:
+        app.close()

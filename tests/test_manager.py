@@ -394,3 +394,21 @@ def test_session_stats_count_operations_and_memory() -> None:
     for name in ("sessions_active", "sessions_ended", "sessions_cleaned", "lock_waits",
                  "lock_wait_seconds", "shared"):
         assert name in stats
+
+
+def test_the_designs_classes_still_build_on_their_own() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        manager = ss.SessionStateManager()  # a manager of its own over this session
+        validator = ss.SessionValidator(manager)
+        manager.safe_set("name", "ada")
+        manager.increment("visits")
+        report = validator.ensure_session_initialized({"cart": list}, on_missing="raise")
+        st.session_state["seen"] = (st.session_state["name"], manager.safe_get("visits"),
+                                    ss.safe_get("name"), report.created)
+
+    at = run(app)
+    assert at.session_state["seen"] == ("ada", 1, "ada", ["cart"])

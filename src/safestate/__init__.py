@@ -8,15 +8,14 @@ are their methods. Everything else lives in a named submodule: errors in
 (``safestate.current_app()`` is the one in use).
 """
 
-from __future__ import annotations
-
 from . import monitoring
-from .app import App, build_app
+from .app import App as _App
+from .app import build_app as _build_app
 from .errors import SafestateError, StoreUnavailable
 from .manager import SessionStateManager
 from .validator import SessionValidator
 
-_app = build_app()
+_app = _build_app()
 
 #: The calling session's state manager.
 session_manager: SessionStateManager = _app.manager
@@ -54,17 +53,13 @@ _VALIDATOR_METHODS = ("ensure_session_initialized", "typed", "require", "guard",
                       "register_dependency", "get_dependency")
 
 
-def current_app() -> App:
+def current_app() -> _App:
     """The app the package's names are bound to now (its configuration, its store)."""
     return _app
 
 
-def use_app(new: App) -> App:
-    """Bind the package's names to ``new`` (a test's fresh app); return the app they left.
-
-    Code that imported a name (``from safestate import safe_set``) before keeps the old
-    one: this is for tests that import inside the app they run (see ``safestate.testing``).
-    """
+def _bind(new: _App) -> _App:
+    """Bind the package's names to ``new``; return the app they left (``testing.use_app``)."""
     global _app, session_manager, shared, session_validator, configure
     old, _app = _app, new
     session_manager, shared, session_validator = new.manager, new.shared, new.validator

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .persistence import Persistence, PersistentView
 from .settings import Settings
+from .stores import open_store
 from .stores.base import Store
 
 
@@ -26,6 +27,12 @@ class Backends:
     sessions: Persistence | None
     #: The shared state's storage in the store; None when it lives in this process's memory.
     shared: PersistentView | None
+
+
+def in_memory() -> Backends:
+    """Backends that keep everything in this process's memory, persisting nothing: the
+    defaults, with no deployment settings read (a manager built on its own)."""
+    return Backends(Settings(), open_store("memory://"), None, None)
 
 
 class BackendSlot:
@@ -43,9 +50,15 @@ class BackendSlot:
         self.current: Backends | None = None
 
     def get(self) -> Backends:
-        """The backends in force, configured from the deployment on first use."""
+        """The backends in force, made by ``first`` on first use."""
         current = self.current
-        return current if current is not None else self._first()
+        if current is None:
+            made = self._first()  # a Configuration swaps its own in; a plain factory returns one
+            with self._lock:
+                if self.current is None:
+                    self.current = made
+                current = self.current
+        return current
 
     def swap(self, new: Backends) -> Backends | None:
         """Put ``new`` in force in one step; return the backends it replaces."""

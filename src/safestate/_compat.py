@@ -238,10 +238,7 @@ def snapshot(state: Any) -> dict[str, Any]:
 
 
 def user_keys(state: Any) -> list[str]:
-    """The user-visible keys of a session's state (or of a view that lists its own)."""
-    own = getattr(state, "user_keys", None)
-    if own is not None:
-        return list(own())
+    """The user-visible keys of a session's state."""
     return list(snapshot(state))
 
 

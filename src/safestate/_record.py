@@ -28,9 +28,10 @@ class SessionRecord:
         self.session_id = session_id
         #: The session's own state object (Streamlit's SessionState): what health reports read.
         self.state = state
-        #: The session's state as storage, as the script's thread writes it, and as worker
-        #: threads do (``_compat.WorkerStateView``; made on a worker's first call).
+        #: The session's state as storage, as the script's thread writes it.
         self.local = local
+        #: The same as worker threads write it (``_compat.WorkerStateView``), made on a
+        #: worker's first call.
         self.worker: LocalStorage | None = None
         self._parts: dict[type, object] | None = None  # made on first use: most have none
 

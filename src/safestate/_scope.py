@@ -3,7 +3,7 @@
 A scope is somewhere state lives behind one lock: the calling session
 (``session_manager``), a given session reached from a worker thread
 (``SessionHandle``), or the app-wide ``shared`` state. Subclasses say how to find
-the lock and the underlying mapping; everything else is here.
+the lock and the ``Storage`` it guards (``_enter``); everything else is here.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Scope:
     """State behind one lock, with the safe_* / mutate / transaction API."""
 
     #: Declared (typed) keys whose writes are validated; None for scopes without schemas.
-    _schema: SchemaRegistry | None = None
+    schema: SchemaRegistry | None = None
 
     # -- what a subclass provides ---------------------------------------------
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Storage]:
@@ -85,7 +85,7 @@ class Scope:
         Raises StateValidationError if ``key`` is declared with another type, and as safe_get.
         """
         check_key(key)
-        schema = self._schema
+        schema = self.schema
         if schema is not None and schema.fields:
             value = schema.check(key, value)
         lock, storage = self._enter("safe_set")
@@ -102,7 +102,7 @@ class Scope:
         if not isinstance(updates, Mapping):
             raise NotAMappingError(updates)
         changes = [(check_key(k), v) for k, v in updates.items()]
-        schema = self._schema
+        schema = self.schema
         if schema is not None and schema.fields:
             changes = [(k, schema.check(k, v)) for k, v in changes]
         lock, storage = self._enter("safe_update")
@@ -135,7 +135,7 @@ class Scope:
         check_key(key)
         if not callable(fn):
             raise TypeError(f"mutate({key!r}, fn): fn must be callable, got {type(fn).__name__}")
-        schema = self._schema
+        schema = self.schema
         check = schema.check if schema is not None and schema.fields else _unchecked
         for attempt in range(MAX_ATTEMPTS):
             lock, storage = self._enter("mutate")
@@ -144,6 +144,14 @@ class Scope:
                     lock.ops += 1
                 # A caller that holds the lock already (a locked block, a transaction)
                 # reads and commits under it, as it asked.
+                if not storage.versioned:  # memory: read, compute and write under the lock
+                    try:
+                        current = storage[key]
+                    except KeyError:
+                        current = default
+                    new = check(key, fn(current))
+                    storage[key] = new
+                    return cast("T", new)
                 turn = storage.turn(key) if lock.depth == 1 else None
                 if turn is None:
                     current, version = storage.read(key, default)
@@ -225,7 +233,7 @@ class Scope:
             lock.ops += 1
             # A stored scope's reads come from one snapshot, loaded on the first read; its
             # commit checks that version (VersionConflict if another process wrote meanwhile).
-            tx = Transaction(storage.transaction_reads(), self._schema)
+            tx = Transaction(storage.transaction_reads(), self.schema)
             try:
                 yield tx
                 # A run Streamlit superseded during the block applies nothing: its user

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from . import _compat, _events
+from ._backends import BackendSlot, in_memory
 from ._events import session_label
 from ._keys import MISSING, check_key
 from ._locks import LockRegistry, ScopeLock
 from ._record import SessionRecord
 from ._scope import Scope
 from .errors import InvalidArgumentError, NoSessionError
+from .schema import SchemaRegistry
+from .shared_state import SharedState
 from .storage import LocalStorage
 
 if TYPE_CHECKING:
-    from ._backends import BackendSlot
-    from .schema import SchemaRegistry
-    from .shared_state import SharedState
     from .storage import Storage
 
 #: Seconds between two sweeps that free the bookkeeping of ended sessions.
@@ -43,7 +44,7 @@ class SessionHandle(Scope):
     def __init__(self, manager: SessionStateManager, session_id: str, state: Any) -> None:
         self._manager = manager
         self._state = state
-        self._schema = manager.schema
+        self.schema = manager.schema
         self.session_id = session_id
 
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Storage]:
@@ -67,21 +68,28 @@ class SessionStateManager(Scope):
     once Streamlit has ended the session.
     """
 
+    schema: SchemaRegistry
+
     def __init__(
         self,
-        shared: SharedState,
-        backends: BackendSlot,
-        schema: SchemaRegistry,
+        shared: SharedState | None = None,
+        backends: BackendSlot | None = None,
+        schema: SchemaRegistry | None = None,
         *,
         registry: LockRegistry | None = None,
         on_first_call: Callable[[], None] | None = None,
         sweep_interval: float = SWEEP_INTERVAL,
     ) -> None:
+        """``safestate.app.build_app()`` passes the app's pieces. Without them, a manager of
+        its own: its own locks, declared keys and shared state, nothing persisted, over the
+        calling session's ``st.session_state`` (the app's manager is ``safestate.session_manager``).
+        """
+        if backends is None:
+            backends = BackendSlot(in_memory)
         #: The app-wide state shared by every session (the app's one ``shared``).
-        self.shared = shared
+        self.shared = shared if shared is not None else SharedState(backends)
         #: Declared (typed) keys: writes to them are validated.
-        self.schema = schema
-        self._schema = schema
+        self.schema = schema if schema is not None else SchemaRegistry()
         self._backends = backends
         self._registry = registry if registry is not None else LockRegistry(
             make_record=new_record)
@@ -131,15 +139,14 @@ class SessionStateManager(Scope):
                                None if worker else _compat.yield_point)
         record = lock.record
         assert record is not None  # made with the entry; gone only once it is dead
-        if worker and record.worker is None:  # a worker's first call (under the lock)
-            record.worker = LocalStorage(_compat.WorkerStateView(session_id, state))
-        backends = self._backends.current or self._backends.get()
-        sessions = backends.sessions
-        if sessions is None:  # nothing persisted: the session's own memory
-            local = record.worker if worker else record.local
-            assert local is not None  # made with the record (new_record)
-            return lock, local
         try:
+            if worker and record.worker is None:  # a worker's first call (under the lock)
+                record.worker = LocalStorage(_compat.WorkerStateView(session_id, state))
+            sessions = (self._backends.current or self._backends.get()).sessions
+            if sessions is None:  # nothing persisted: the session's own memory
+                local = record.worker if worker else record.local
+                assert local is not None  # made with the record (new_record)
+                return lock, local
             return lock, sessions.session_view(record, worker)
         except BaseException:
             lock.release()  # the lock is the caller's only once this returns
@@ -279,18 +286,30 @@ class SessionStateManager(Scope):
             if self._sweeper is not None:
                 return
             # Without it, ended sessions would be freed only when another one arrives.
-            self._sweeper = threading.Thread(target=self._sweep_until_closed,
-                                             name="safestate-sweeper", daemon=True)
+            # It holds the manager weakly: a manager nobody uses any more goes, sweeper too.
+            self._sweeper = threading.Thread(
+                target=self._sweep_while_alive, args=(weakref.ref(self), self._closed),
+                name="safestate-sweeper", daemon=True)
             self._sweeper.start()
 
-    def _sweep_until_closed(self) -> None:
-        """Free ended sessions every ``sweep_interval`` seconds until ``close()``."""
-        while not self._closed.wait(self.sweep_interval):
-            if len(self._registry):
+    @staticmethod
+    def _sweep_while_alive(ref: weakref.ref[SessionStateManager], closed: threading.Event,
+                           ) -> None:
+        """Free ended sessions every ``sweep_interval`` seconds, until ``close()`` or until
+        the manager is gone."""
+        while True:
+            manager = ref()
+            if manager is None:
+                return
+            interval = manager.sweep_interval
+            if len(manager._registry):
                 try:
-                    self._sweep()
+                    manager._sweep()
                 except Exception:  # the next round tries again; the app must not notice
                     _events.log.exception("safestate: sweeping ended sessions failed")
+            del manager  # between rounds the manager may go away
+            if closed.wait(interval):
+                return
 
     def close(self) -> None:
         """Stop the sweeper thread (an app being replaced, as in tests)."""

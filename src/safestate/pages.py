@@ -64,9 +64,12 @@ class Pages:
             self.recover(problems)
         return values
 
-    def guard(self) -> Guard:
-        """A missing key or dependency inside the block shows the recovery panel."""
-        return Guard(self)
+    def guard(self, recoverable: tuple[type[BaseException], ...] | None = None) -> Guard:
+        """A missing key or dependency inside the block shows the recovery panel.
+
+        ``recoverable``: the errors that do (default: ``Pages.recoverable``).
+        """
+        return Guard(self, self.recoverable if recoverable is None else recoverable)
 
     def retry(self, names: Iterable[str]) -> None:
         """Drop failed built instances of ``names`` so the next use builds them again."""
@@ -131,13 +134,14 @@ class Pages:
 class Guard(ContextDecorator):
     """Turns a missing key or dependency inside a block into the recovery panel."""
 
-    def __init__(self, pages: Pages) -> None:
+    def __init__(self, pages: Pages, recoverable: tuple[type[BaseException], ...]) -> None:
         self._pages = pages
+        self._recoverable = recoverable
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: object) -> None:
-        if exc is not None and isinstance(exc, self._pages.recoverable):
+        if exc is not None and isinstance(exc, self._recoverable):
             self._pages.recover([self._pages.problem_of(exc)])

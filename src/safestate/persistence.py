@@ -55,10 +55,20 @@ class PersistedSession:
     #: The session's turn for read-modify-writes that read the store outside its lock.
     turn: ScopeLock = field(default_factory=lambda: ScopeLock(
         "turn", "this session's read-modify-writes"))
-    #: The script's view of the session through persistence, kept while the persistence
-    #: and the namespace are; and the view its worker threads write through.
-    view: PersistentView | None = None
-    worker_view: PersistentView | None = None
+
+
+@dataclass(slots=True, eq=False)
+class SessionViews:
+    """Persistence's other part of a session's record: the session's kept views.
+
+    Apart from ``PersistedSession`` because a view refers to that part: kept there, the two
+    would refer to each other and an ended session would wait for a garbage collection.
+    """
+
+    #: The script's view, kept while the persistence and the namespace are.
+    script: PersistentView | None = None
+    #: The view its worker threads write through.
+    worker: PersistentView | None = None
 
 
 class Persistence:
@@ -91,7 +101,7 @@ class Persistence:
         run (a login, a pasted link or a page switch can change it between runs) and
         the state is loaded again when it changes; the previous identity's persisted
         keys leave the session first. A worker before any script run gets this session
-        alone, not cached. A failed load is retried at most every ``LOAD_RETRY``
+        alone, not marked loaded. A failed load is retried at most every ``LOAD_RETRY``
         seconds, so a hung store does not stall every call. ``worker``: the view for a
         thread without a script run context (it writes through ``record.worker``).
         """
@@ -100,33 +110,41 @@ class Persistence:
             # configure() ran since this session last loaded: what it knew of the old
             # settings' store (its namespace, its failure, its views) no longer applies.
             part.namespace = part.load_failed_at = part.load_error = None
-            part.view = part.worker_view = None
+            record.reset(SessionViews)
             part.persistence = self
         run = _compat.current_run_marker()
-        namespace = part.namespace
         if run is not None and part.run is not run:
-            who = identity.resolve(self.identity_mode, record.session_id, self.secret,
-                                   self.query_param, part.identity)
-            part.run, part.identity = run, who
-            if identity.namespace_for(who) != namespace:
-                # A new identity: until it loads, nothing reads or writes the old one's.
-                namespace = part.namespace = None
-            if self.identity_mode == "user" and who.startswith("session:"):
-                _warn_no_user(part)
-        elif namespace is None and run is None:
+            self._work_out_identity(record, part, run)
+        elif part.namespace is None and run is None:
             # A worker before the script's first run: the script's next run works the
             # identity out; until then this session alone, refreshed, not marked loaded.
             known = part.identity or "session:" + record.session_id
             view = self._view(record, part, identity.namespace_for(known), worker)
             view.refresh_quietly()
             return view
-        if namespace is not None:  # the steady state: the session's kept view
-            kept = part.worker_view if worker else part.view
-            if kept is None or kept.namespace != namespace:
-                kept = self._view(record, part, namespace, worker)
-            kept.load_error = None
-            return kept
-        assert part.identity is not None  # worked out above, in this run or an earlier one
+        namespace = part.namespace
+        if namespace is None:
+            return self._load(record, part, worker)
+        kept = self._view(record, part, namespace, worker)  # the steady state: the kept view
+        kept.load_error = None
+        return kept
+
+    def _work_out_identity(self, record: SessionRecord, part: PersistedSession, run: object,
+                           ) -> None:
+        """A script run's first call: whose state it is now (a namespace to load, if new)."""
+        who = identity.resolve(self.identity_mode, record.session_id, self.secret,
+                               self.query_param, part.identity)
+        part.run, part.identity = run, who
+        if identity.namespace_for(who) != part.namespace:
+            # A new identity: until it loads, nothing reads or writes the old one's.
+            part.namespace = None
+        if self.identity_mode == "user" and who.startswith("session:"):
+            _warn_no_user(part)
+
+    def _load(self, record: SessionRecord, part: PersistedSession, worker: bool,
+              ) -> PersistentView:
+        """Load the identity's namespace into the session's cache; its view either way."""
+        assert part.identity is not None  # worked out in this script run or an earlier one
         namespace = identity.namespace_for(part.identity)
         view = self._view(record, part, namespace, worker)
         if part.loaded is not None and part.loaded != namespace:
@@ -153,16 +171,19 @@ class Persistence:
 
     def _view(self, record: SessionRecord, part: PersistedSession, namespace: str,
               worker: bool) -> PersistentView:
-        """The session's kept view of ``namespace`` (the script's, or the workers')."""
-        view = part.worker_view if worker else part.view
-        if view is None or view.namespace != namespace:
-            local = record.worker if worker else record.local
-            assert local is not None  # made with the record by the session manager
-            view = PersistentView(self, namespace, local, part)
-            if worker:
-                part.worker_view = view
-            else:
-                part.view = view
+        """The session's view of ``namespace``: the one kept in its ``SessionViews``, or a new
+        one kept there. (A read-modify-write commits only through the view it read with.)"""
+        views = record.part(SessionViews)
+        kept = views.worker if worker else views.script
+        if kept is not None and kept.namespace == namespace:
+            return kept
+        local = record.worker if worker else record.local
+        assert local is not None  # made with the record by the session manager
+        view = PersistentView(self, namespace, local, part)
+        if worker:
+            views.worker = view
+        else:
+            views.script = view
         return view
 
     def _forget(self, local: LocalStorage) -> None:
@@ -203,6 +224,8 @@ class PersistentView:
     """
 
     __slots__ = ("_cache", "_p", "_part", "load_error", "namespace")
+    #: Persisted keys are read with the store's version (a key kept in memory has none).
+    versioned = True
 
     def __init__(self, persistence: Persistence, namespace: str, cache: LocalStorage | None,
                  part: PersistedSession | None = None) -> None:

@@ -80,8 +80,9 @@ class SharedState(Scope):
         """Remove every key. Raises StoreUnavailable when a store cannot be reached."""
         lock, storage = self._enter("clear")
         with lock:
-            storage.clear()
-            self._memory.clear()  # what an earlier configuration kept in memory goes too
+            if storage is not self._memory:
+                storage.clear()
+            self._memory.clear()  # in a store too: what an earlier configuration kept here
 
     def stats(self) -> dict[str, Any]:
         """Operations, waits and keys of the shared state (key count only, no values)."""

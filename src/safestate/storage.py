@@ -35,6 +35,10 @@ class TransactionReads(Protocol):
 class Storage(Protocol):
     """Where a scope's values live. Called with the scope's lock held."""
 
+    #: Whether reads carry versions (a store): False means every key is in this process's
+    #: memory, so a read-modify-write is a read and a write under the scope's lock.
+    versioned: bool
+
     def __getitem__(self, key: str) -> Any:
         """The value of ``key``. Raises KeyError when unset, StoreUnavailable when unreadable."""
 
@@ -117,6 +121,7 @@ class LocalStorage(Mapping[str, Any]):
     """
 
     __slots__ = ("_state",)
+    versioned = False
 
     def __init__(self, state: Any) -> None:
         self._state = state  # a SessionState, a WorkerStateView or a dict
@@ -151,9 +156,8 @@ class LocalStorage(Mapping[str, Any]):
     def transaction_reads(self) -> LocalStorage:
         return self
 
-    def commit(self, changes: list[Change]) -> None:
-        """A transaction's changes, all or none."""
-        apply_changes(self._state, changes)
+    #: A transaction's changes, all or none.
+    commit = apply
 
     def user_keys(self) -> list[str]:
         return _compat.user_keys(self._state)
@@ -172,6 +176,7 @@ class DictStorage(dict[str, Any]):
     key are the dict's own, with no call in between; the rest as ``LocalStorage``."""
 
     __slots__ = ()
+    versioned = False
 
     def apply(self, changes: Iterable[Change], expected_version: int | None = None) -> None:
         apply_changes(self, changes)
@@ -185,9 +190,8 @@ class DictStorage(dict[str, Any]):
     def transaction_reads(self) -> DictStorage:
         return self
 
-    def commit(self, changes: list[Change]) -> None:
-        """A transaction's changes, all or none."""
-        apply_changes(self, changes)
+    #: A transaction's changes, all or none.
+    commit = apply
 
     def user_keys(self) -> list[str]:
         return list(self)

@@ -21,13 +21,22 @@ import safestate
 from .app import App, build_app
 
 
+def use_app(app: App) -> App:
+    """Bind ``safestate``'s names to ``app``; return the app they were bound to.
+
+    Code that imported a name before (``from safestate import safe_set``) keeps the old
+    one: this is for tests whose app scripts import safestate when they run.
+    """
+    return safestate._bind(app)
+
+
 @contextmanager
 def fresh_app(**options: Any) -> Iterator[App]:
     """A new app (``build_app(**options)``) in force for the block. Raises as build_app."""
     app = build_app(**options)
-    previous = safestate.use_app(app)
+    previous = use_app(app)
     try:
         yield app
     finally:
-        safestate.use_app(previous)
+        use_app(previous)
         app.close()

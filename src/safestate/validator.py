@@ -162,7 +162,7 @@ class SessionValidator:
     def guard(self) -> Guard:
         """Context manager and decorator: a missing key or dependency inside it shows the
         recovery panel and stops the page, instead of a traceback."""
-        return self._pages.guard()
+        return self._pages.guard(self.recoverable)
 
     def retry(self, names: Iterable[str]) -> None:
         """Drop failed built instances of ``names`` so the next use builds them again."""
