@@ -237,11 +237,6 @@ def snapshot(state: Any) -> dict[str, Any]:
     return dict(state.filtered_state)
 
 
-def user_keys(state: Any) -> list[str]:
-    """The user-visible keys of a session's state."""
-    return list(snapshot(state))
-
-
 def show_developer_notes() -> bool:
     """Whether the page may carry notes meant for the app's developer.
 

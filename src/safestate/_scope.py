@@ -251,7 +251,7 @@ class Scope:
 
     def session_lock(self, timeout: float | None = None) -> AbstractContextManager[None]:
         """The design's name for :meth:`lock` (for ``shared``, the app-wide state's lock)."""
-        return _Held(self, timeout)
+        return self.lock(timeout)
 
     @overload
     def with_session_lock(self, fn: F) -> F: ...

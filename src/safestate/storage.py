@@ -160,7 +160,7 @@ class LocalStorage(Mapping[str, Any]):
     commit = apply
 
     def user_keys(self) -> list[str]:
-        return _compat.user_keys(self._state)
+        return list(_compat.snapshot(self._state))
 
     def snapshot(self) -> dict[str, Any]:
         return _compat.snapshot(self._state)

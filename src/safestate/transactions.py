@@ -24,7 +24,6 @@ class Transaction:
     def __init__(self, reads: TransactionReads, schema: SchemaRegistry | None = None) -> None:
         # ``reads`` says how staged changes land: into a session's memory with an undo
         # log, or as one versioned store commit.
-        self._check_key = check_key
         self._schema = schema if schema is not None and schema.fields else None
         self._state: TransactionReads | None = reads
         self._staged: dict[str, Any] = {}
@@ -41,7 +40,7 @@ class Transaction:
     def get(self, key: str, default: Any = None) -> Any:
         """The staged or stored value of ``key``, or ``default``."""
         state = self._open_state()
-        key = self._check_key(key)
+        key = check_key(key)
         if key in self._staged:
             value = self._staged[key]
             return default if value is DELETE else value
@@ -62,7 +61,7 @@ class Transaction:
     def set(self, key: str, value: Any) -> None:
         """Stage ``key = value``."""
         self._open_state()
-        key = self._check_key(key)
+        key = check_key(key)
         self._staged[key] = self._checked(key, value)
 
     __setitem__ = set
@@ -70,7 +69,7 @@ class Transaction:
     def delete(self, key: str) -> bool:
         """Stage the deletion of ``key``; True if it is set now."""
         present = key in self
-        self._staged[self._check_key(key)] = DELETE
+        self._staged[check_key(key)] = DELETE
         return present
 
     def __delitem__(self, key: str) -> None:
@@ -82,7 +81,7 @@ class Transaction:
         self._open_state()
         if not isinstance(updates, Mapping):
             raise NotAMappingError(updates, "Transaction.update")
-        checked = {self._check_key(k): v for k, v in updates.items()}
+        checked = {check_key(k): v for k, v in updates.items()}
         checked = {k: self._checked(k, v) for k, v in checked.items()}
         self._staged.update(checked)
 
