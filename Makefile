@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench loadtest flood structure clean
+.PHONY: test lint demo bench loadtest bench-live flood structure clean
 
 # Debian's Chromium for the browser tests; Playwright never downloads a browser here.
 $(CHROMIUM):
@@ -45,6 +45,12 @@ bench: $(STAMP)
 # (about 11 min; LOADTEST_ARGS="--repeats 3" for medians of three, see --help).
 loadtest: $(STAMP)
 	$(PY) benchmarks/loadtest.py $(LOADTEST_ARGS)
+
+# Live updates vs polling on the Shared board in real Chromium: click-to-screen latency (one
+# process; two on one redis-server), idle CPU and CPU per post with 20 viewers. 5-6 min;
+# LIVE_ARGS="--repeats 3" for medians of three, see --help. Needs Chromium and redis-server.
+bench-live: $(STAMP) $(CHROMIUM) $(REDIS)
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PY) benchmarks/bench_live.py $(LIVE_ARGS)
 
 # Defect D5: one session floods the app with click reruns; server threads, lost and stale
 # updates, plain vs safestate (memory, SQLite, Redis). About 2 min; see --help, e.g.

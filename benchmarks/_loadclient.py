@@ -117,6 +117,11 @@ class Tab:
                 drawn.page_not_found = True
             elif kind == "script_finished":
                 drawn.status = ForwardMsg.ScriptFinishedStatus.Name(fwd.script_finished)
+                if drawn.status == "FINISHED_FRAGMENT_RUN_SUCCESSFULLY":
+                    # The server reran a fragment by itself (a live update: the board changed);
+                    # this client asked for the whole page, which follows.
+                    drawn = Drawn()
+                    continue
                 # A run cut short for a newer one is followed by that one's messages.
                 if drawn.status != "FINISHED_EARLY_FOR_RERUN":
                     return drawn

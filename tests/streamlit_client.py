@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -39,6 +40,8 @@ class Run:
     markdown: list[str] = field(default_factory=list)
     status: str = ""
     exceptions: list[str] = field(default_factory=list)
+    #: The click id ``click()`` sent, if the run answers one.
+    click: str = ""
 
     def value(self, prefix: str) -> str:
         """The text after ``PREFIX=`` in the markdown line that starts with it."""
@@ -94,8 +97,23 @@ class StreamlitSession:
         """Rerun the script with ``query`` as its query string; return what it drew."""
         assert self._ws is not None, "session closed"
         self.request(query)
-        run = Run()
+        return self.next_run(time.monotonic() + timeout)
+
+    def click(self, query: str = "", timeout: float = 60.0) -> Run:
+        """``run(query)`` with a click id (``c=``) the app draws as ``CLICK=``: the run that
+        answers this click, past any rerun the server started on its own (live updates)."""
+        click = uuid.uuid4().hex
+        self.request(f"{query}&c={click}" if query else f"c={click}")
         deadline = time.monotonic() + timeout
+        while True:
+            run = self.next_run(deadline)
+            if f"CLICK={click}" in run.markdown:
+                run.click = click
+                return run
+
+    def next_run(self, deadline: float) -> Run:
+        """The next script run the server draws (asked for or not), read until it ends."""
+        run = Run()
         while True:
             fwd = self._receive(deadline, f"script run did not finish: {run}")
             kind = fwd.WhichOneof("type")
@@ -106,10 +124,15 @@ class StreamlitSession:
                     run.markdown.append(element.markdown.body)
                 elif which == "exception":
                     run.exceptions.append(element.exception.message)
+            elif kind == "new_session":
+                # A run starts: what an earlier run that was cut short drew is replaced (its
+                # script_finished may never come: Streamlit drops a stopped runner's events).
+                run = Run()
             elif kind == "script_finished":
                 run.status = ForwardMsg.ScriptFinishedStatus.Name(fwd.script_finished)
                 if run.status != "FINISHED_EARLY_FOR_RERUN":
                     return run
+                run = Run()  # cut short for a newer run, whose elements replace its own
 
     def close(self) -> None:
         """Close the websocket, as closing the browser tab does."""

@@ -13,6 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import playwright.sync_api as playwright_api
 import pytest
@@ -176,7 +177,8 @@ def test_guarded_page_error_retry_and_reset(demo: Server, browser: Browser) -> N
         other = visit(admin_ctx, demo, "ai")  # another user fixes the AI...
         click(other, "Fix the AI")
         expect(other.get_by_text("The AI system is ready")).to_be_visible()
-        click(user, "Retry")  # ...and Retry brings this user's page back
+        # ...and this user's page comes back by itself: it read the shared switch, so the
+        # fix reruns it (live updates), with no Retry click.
         expect(user.get_by_text("The AI system is ready")).to_be_visible()
 
         click(user, "Break the AI")
@@ -253,3 +255,80 @@ def test_screenshot_every_page(demo: Server, browser: Browser, path: str) -> Non
             expect(page.get_by_text("The AI system is ready")).to_be_visible()
     finally:
         ctx.close()
+
+
+def test_a_bound_nickname_survives_page_switches_reloads_and_restarts(
+    browser: Browser, tmp_path: pathlib.Path
+) -> None:
+    # The demo with a store and browser identity, as a deployment sets them (SAFESTATE_*).
+    env = {"DEMO_ADMIN_PASSWORD": ADMIN, "SAFESTATE_STORE": f"sqlite:///{tmp_path / 'demo.db'}",
+           "SAFESTATE_IDENTITY": "browser", "SAFESTATE_SECRET": "a-browser-test-secret-0123",
+           "SAFESTATE_PERSIST": "nickname"}
+    app = ROOT / "examples" / "demo" / "app.py"
+    server = Server(app, tmp_path / "first.log", env=env)
+    ctx, admin_ctx = browser.new_context(), browser.new_context()
+    try:
+        page = visit(ctx, server)
+        nickname = page.get_by_label("Your nickname")
+        nickname.fill("Ada")
+        nickname.press("Enter")
+        expect(page.get_by_text("Hello, Ada!")).to_be_visible()
+
+        page.get_by_role("link", name="Shared board").click()
+        expect(page.get_by_role("heading", name="Shared board")).to_be_visible()
+        page.get_by_role("link", name="Overview").click()
+        expect(nickname).to_have_value("Ada")  # back from another page
+        expect(page.get_by_text("Hello, Ada!")).to_be_visible()
+
+        expect(page).to_have_url(re.compile(r"[?&]ss="))  # the browser's identity token
+        token = parse_qs(urlsplit(page.url).query)["ss"][0]
+        page.reload()  # the same URL: a new session, the same identity
+        expect(page.get_by_test_id("stSidebar")).to_contain_text("you are session")
+        expect(nickname).to_have_value("Ada")
+
+        server.stop()  # a restart: a new process, the same SQLite file
+        server = Server(app, tmp_path / "second.log", env=env)
+        page.goto(f"{server.url}/?ss={token}")
+        expect(nickname).to_have_value("Ada")
+        expect(page.get_by_text("Hello, Ada!")).to_be_visible()
+
+        # Off the nickname's page, a session used to lose it: the health report said so.
+        page.get_by_role("link", name="Shared board").click()
+        expect(page.get_by_role("heading", name="Shared board")).to_be_visible()
+        expect(page.get_by_test_id("stMetric").filter(has_text="Shared counter")).to_be_visible()
+        admin = visit(admin_ctx, server, "sessions")
+        admin.get_by_label("Admin password").fill(ADMIN)
+        admin.get_by_label("Admin password").press("Enter")
+        expect(admin.get_by_text("App health")).to_be_visible()
+        expect(admin.get_by_test_id("stMetric").filter(has_text="Sessions missing keys")
+               .get_by_test_id("stMetricValue")).to_have_text("0")
+        expect(admin.get_by_text("Your session")).to_be_visible()
+        expect(admin.get_by_text("Healthy", exact=True)).to_have_count(2)  # the app's, its own
+        expect(admin.get_by_text("Missing:")).to_have_count(0)
+        page.get_by_role("link", name="Overview").click()
+        expect(nickname).to_have_value("Ada")
+        assert page.get_by_test_id("stException").count() == 0
+    finally:
+        ctx.close()
+        admin_ctx.close()
+        server.stop()
+
+
+def test_a_post_reaches_another_users_board_with_no_click_and_no_polling(
+    demo: Server, browser: Browser
+) -> None:
+    poster_ctx, viewer_ctx = browser.new_context(), browser.new_context()
+    try:
+        poster, viewer = visit(poster_ctx, demo, "board"), visit(viewer_ctx, demo, "board")
+        expect(viewer.get_by_test_id("stMetric").filter(has_text="Shared counter")).to_be_visible()
+        text = f"live {time.monotonic_ns()}"
+        poster.get_by_label("Message").fill(text)
+        click(poster, "Post")
+        # The board fragment has no run_every: the viewer redraws because it read the board.
+        expect(viewer.get_by_text(text)).to_be_visible()
+        before = int(metric(viewer, "Shared counter"))
+        click(poster, "Click the shared counter")
+        expect_metric(viewer, "Shared counter", str(before + 1))
+    finally:
+        poster_ctx.close()
+        viewer_ctx.close()

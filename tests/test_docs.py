@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import json
 import pathlib
 import re
+import textwrap
+import threading
 import types
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import RedisServer
+from conftest import HERE, RedisServer, Server
 from streamlit.testing.v1 import AppTest
+from streamlit_client import StreamlitSession
 
 import safestate
 import safestate.errors
@@ -152,3 +158,165 @@ def test_the_readme_lists_exactly_the_top_level_names() -> None:
     names = {re.match(r"\w+", span)[0]  # type: ignore[index]
              for row in table for span in SPAN.findall(row.split("|")[1])}
     assert sorted(names) == sorted(safestate.__all__)
+
+
+# -- the README's read-and-write examples, from parallel threads and from two sessions -------------
+#: Each example: its lines as the README has them (checked verbatim), the code around them to
+#: run them N times, and what a read gives after R runs in all (R = fragments x N [x sessions]).
+EXAMPLES = """
+import streamlit as st
+import safestate
+
+
+from pydantic import BaseModel
+
+
+class AppState(BaseModel):  # the README's typed schema
+    step: int = 0
+    cart: list[str] = []
+
+
+def quickstart(i):
+{quickstart}
+
+
+def result_quickstart():
+    return [safestate.safe_get("visits"), safestate.shared.safe_get("visits_all"),
+            safestate.safe_get("balance"), len(safestate.safe_get("history"))]
+
+
+def typed(i):
+    state = safestate.typed(AppState)
+{typed}
+
+
+def result_typed():
+    return [safestate.safe_get("step"), len(safestate.safe_get("cart"))]
+
+
+def store(i):
+{store}
+
+
+def result_store():
+    return [len(safestate.safe_get("cart"))]
+
+
+def live(i):
+    text = f"{{i}}-{{safestate.session_manager.session_id()[:8]}}-{{id(object())}}"
+{live}
+
+
+def result_live():
+    return [len(safestate.shared.safe_get("messages", []))]
+"""
+README_LINES = {  # each example: its chunks of the README, in order
+    "quickstart": [
+        '''safestate.increment("visits")                      # atomic read-modify-write, this session only
+safestate.shared.increment("visits_all")           # one counter shared by every user, no lost updates''',  # noqa: E501
+        '''with safestate.transaction() as tx:                # applied together at the end, or not at all,
+    tx["balance"] = tx.get("balance", 100) - 30    # even if a click reruns the script half-way
+    tx["history"] = [*tx.get("history", []), "paid 30"]'''],  # noqa: E501
+    "typed": [
+        '''with state.edit() as s:             # read and write under the lock: exact from every thread and tab
+    s.step += 1                     # s.step = "two" -> StateValidationError: 'step' must be int ...
+    s.cart.append("book")'''],  # noqa: E501
+    "store": [
+        '''safestate.mutate("cart", lambda cart: [*cart, "book"], [])  # read and write, exact across replicas'''],  # noqa: E501
+    "live": [
+        '''    safestate.shared.mutate("messages", lambda m: [*m, text][-20:], [])'''],
+}
+
+
+def expected(name: str, runs: int, sessions: int) -> list[int]:
+    """What ``result_<name>`` reads in one session after ``runs`` runs in each of ``sessions``
+    sessions of one identity: session keys count that session's runs, shared and persisted
+    keys everybody's."""
+    every = runs * sessions
+    return {"quickstart": [runs, every, 100 - 30 * runs, runs],
+            "typed": [every, every], "store": [every], "live": [every]}[name]
+
+
+def per_fragment(name: str) -> int:
+    """Runs per fragment: the board keeps its last 20 messages, so it gets 20 in all."""
+    return 2 if name == "live" else 25
+
+
+def examples_source() -> str:
+    """The examples module: each function's body is the README's chunks, as they stand."""
+    readme = README.read_text()
+    bodies = {}
+    for name, chunks in README_LINES.items():
+        for chunk in chunks:
+            assert chunk in readme, f"the README's {name} lines changed: update this test"
+        code = "\n".join(textwrap.dedent(chunk) for chunk in chunks)
+        bodies[name] = textwrap.indent(code, "    ")
+    return EXAMPLES.format(**bodies)
+
+
+@pytest.mark.parametrize("name", list(README_LINES))
+def test_readme_read_write_lines_from_parallel_fragments_are_exact(
+    name: str, tmp_path: pathlib.Path, request: pytest.FixtureRequest,
+) -> None:
+    path = tmp_path / "examples.py"
+    path.write_text(examples_source())
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    script = f"""
+import runpy
+import streamlit as st
+import safestate
+safestate.configure(store={url!r}, identity=lambda: "docs", persist=["step", "cart"])
+ex = runpy.run_path({str(path)!r})
+def body():
+    for i in range({per_fragment(name)}):
+        ex[{name!r}](i)
+if "ran" not in st.session_state:
+    st.session_state["ran"] = True
+    for _ in range(4):
+        st.fragment(parallel=True)(body)()
+else:  # the next run, once the fragments are done
+    st.session_state["result"] = ex["result_" + {name!r}]()
+"""
+    at = AppTest.from_string(script, default_timeout=120).run()
+    assert not at.exception, [e.message for e in at.exception]
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.session_state["result"] == expected(name, 4 * per_fragment(name), 1)
+
+
+@pytest.fixture(scope="module")
+def examples_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The README's read-and-write lines served by `streamlit run`, on a SQLite store."""
+    workdir = tmp_path_factory.mktemp("examples")
+    path = workdir / "examples.py"
+    path.write_text(examples_source())
+    server = Server(HERE / "apps" / "examples_app.py", workdir / "streamlit.log", env={
+        "EXAMPLES": str(path), "SAFESTATE_STORE": f"sqlite:///{workdir / 'state.db'}",
+        "SAFESTATE_IDENTITY": "browser", "SAFESTATE_SECRET": "a-docs-secret-of-enough-length",
+        "SAFESTATE_PERSIST": "step,cart"})
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("name", list(README_LINES))
+def test_readme_read_write_lines_from_two_sessions_at_once_are_exact(
+    name: str, examples_server: Server,
+) -> None:
+    port = examples_server.port
+    with StreamlitSession(port) as first:
+        token = first.click(f"x={name}").value("TOKEN")  # a new identity for this example
+    n = per_fragment(name)
+    with StreamlitSession(port) as a, StreamlitSession(port) as b:
+        barrier = threading.Barrier(2)
+
+        def go(tab: StreamlitSession) -> None:
+            barrier.wait(30)
+            tab.click(f"ss={token}&ex={name}&n={n}", timeout=120)
+
+        with ThreadPoolExecutor(2) as pool:
+            for done in [pool.submit(go, a), pool.submit(go, b)]:
+                done.result(timeout=150)
+        for tab in (a, b):
+            run = tab.click(f"ss={token}&ex={name}")
+            assert not run.exceptions, run.exceptions
+            assert json.loads(run.value("RESULT")) == expected(name, 4 * n, 2)

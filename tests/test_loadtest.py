@@ -19,7 +19,8 @@ from _loadserver import DemoServer, parse_metrics
 def test_a_short_load_loses_no_click(variant: str, tmp_path: pathlib.Path) -> None:
     server = DemoServer(variant, tmp_path / "streamlit.log", session_ttl=2)
     try:
-        r = asyncio.run(load_run(server, 4, seconds=3, interval=0.25, rng=random.Random(1)))
+        # A click every 0.5 s each: every click also reruns the other 3 boards (live updates).
+        r = asyncio.run(load_run(server, 4, seconds=4, interval=0.5, rng=random.Random(1)))
     finally:
         server.stop()
     assert r.entered == 4

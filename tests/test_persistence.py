@@ -825,3 +825,5 @@ def test_a_worker_holding_shared_never_deadlocks_with_a_read_modify_write_in_its
     at = AppTest.from_function(app, default_timeout=60).run()
     assert not at.exception, at.exception
     assert at.session_state["outcome"] == (None, 2, True)  # both increments, no deadlock
+
+

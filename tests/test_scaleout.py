@@ -76,7 +76,7 @@ def _value(run: Run) -> object:
 
 def _pids(pair: Pair) -> tuple[str, str]:
     with StreamlitSession(pair.a.port) as sa, StreamlitSession(pair.b.port) as sb:
-        ra, rb = sa.run(""), sb.run("")
+        ra, rb = sa.click(""), sb.click("")
     assert ra.value("STORE") == rb.value("STORE") == pair.url  # not memory://
     return ra.value("PID"), rb.value("PID")
 
@@ -87,19 +87,19 @@ def test_a_value_written_through_one_process_is_read_through_the_other(pair: Pai
     key = f"board_{uuid.uuid4().hex}"
     payload = {"msg": "hello from A", "n": 7, "tags": ["x", "y"]}
     with StreamlitSession(pair.a.port) as sa, StreamlitSession(pair.b.port) as sb:
-        assert _value(sb.run(f"key={key}")) is None  # nothing there yet
-        assert _value(sa.run(f"key={key}&set={json.dumps(payload)}")) == payload
-        assert _value(sb.run(f"key={key}")) == payload
+        assert _value(sb.click(f"key={key}")) is None  # nothing there yet
+        assert _value(sa.click(f"key={key}&set={json.dumps(payload)}")) == payload
+        assert _value(sb.click(f"key={key}")) == payload
         # And back: B overwrites, A sees it (no stale cache in A).
-        assert _value(sb.run(f"key={key}&set={json.dumps('from B')}")) == "from B"
-        assert _value(sa.run(f"key={key}")) == "from B"
+        assert _value(sb.click(f"key={key}&set={json.dumps('from B')}")) == "from B"
+        assert _value(sa.click(f"key={key}")) == "from B"
 
 
 def test_increments_from_both_processes_at_once_lose_nothing(pair: Pair) -> None:
     key = f"hits_{uuid.uuid4().hex}"
     with StreamlitSession(pair.a.port) as sa:
-        assert _value(sa.run(f"key={key}&set=1000")) == 1000  # a baseline that is not 0
-        baseline = _value(sa.run(f"key={key}"))
+        assert _value(sa.click(f"key={key}&set=1000")) == 1000  # a baseline that is not 0
+        baseline = _value(sa.click(f"key={key}"))
     assert isinstance(baseline, int) and baseline == 1000
 
     barrier = threading.Barrier(2)
@@ -109,9 +109,9 @@ def test_increments_from_both_processes_at_once_lose_nothing(pair: Pair) -> None
     def client(name: str, server: Server) -> None:
         try:
             with StreamlitSession(server.port) as s:
-                s.run(f"key={key}")  # connect and warm up before the race starts
+                s.click(f"key={key}")  # connect and warm up before the race starts
                 barrier.wait(timeout=30)
-                runs[name] = s.run(f"key={key}&hammer={PER_THREAD}", timeout=90)
+                runs[name] = s.click(f"key={key}&hammer={PER_THREAD}", timeout=90)
         except BaseException as exc:
             barrier.abort()
             errors.append(exc)
@@ -142,5 +142,14 @@ def test_increments_from_both_processes_at_once_lose_nothing(pair: Pair) -> None
 
     expected = baseline + 2 * THREADS * PER_THREAD
     with StreamlitSession(pair.b.port) as sb, StreamlitSession(pair.a.port) as sa:
-        assert _value(sb.run(f"key={key}")) == expected
-        assert _value(sa.run(f"key={key}")) == expected
+        assert _value(sb.click(f"key={key}")) == expected
+        assert _value(sa.click(f"key={key}")) == expected
+
+
+def test_a_shared_write_in_one_process_redraws_the_readers_in_the_other(pair: Pair) -> None:
+    key = f"board_{uuid.uuid4().hex}"
+    with StreamlitSession(pair.a.port) as sa, StreamlitSession(pair.b.port) as sb:
+        assert _value(sb.click(f"key={key}")) is None  # B shows the key
+        sa.click(f"key={key}&set={json.dumps('live')}")
+        # No request from B: the store told B's process, which reran the session that read it.
+        sb.wait_for_markdown('VALUE="live"', timeout=10)

@@ -23,7 +23,7 @@ def test_pydantic_schema_defaults_attributes_and_round_trip() -> None:
 
         state = ss.typed(Checkout)
         state.step += 1
-        state.cart.append("book")
+        state.cart += ["book"]
         ss.safe_set("coupon", "SPRING")  # the untyped API sees the same keys
         st.session_state["r"] = (
             state.step,
@@ -51,7 +51,7 @@ def test_mutable_defaults_are_not_shared_between_sessions() -> None:
             items: list[str] = []
 
         state = ss.typed(Basket)
-        state.items.append("mine")
+        state.items += ["mine"]
         st.session_state["r"] = list(state.items)
 
     assert run(app).session_state["r"] == ["mine"]
@@ -141,7 +141,7 @@ def test_dataclass_schema_works_too() -> None:
             tags: list[str] = dataclasses.field(default_factory=list)
 
         prefs = ss.typed(Prefs)
-        prefs.tags.append("a")
+        prefs.tags += ["a"]
         try:
             prefs.theme = 3  # type: ignore[assignment]
         except ss.errors.StateValidationError as exc:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import pathlib
+import secrets
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,7 +19,9 @@ from conftest import RedisServer, wait_for
 
 import safestate
 from safestate.errors import StoreURLError, VersionConflict
-from safestate.stores import Store, open_store
+from safestate.stores import Committed, Store, open_store
+from safestate.stores import sqlite as sqlite_store
+from safestate.stores.base import EVERYTHING
 
 
 @pytest.fixture
@@ -167,3 +174,307 @@ def test_redis_prefixes_keep_apps_apart(redis_server: RedisServer) -> None:
     assert two.load("shared").values == {}
     assert one.load("shared").values == {"a": b"1"}
     one.drop("shared")
+
+
+# -- change notifications: what other Store objects (processes) commit --------------------------
+
+
+class Heard:
+    """A subscriber: the changes it was called with, in order."""
+
+    def __init__(self) -> None:
+        self.changes: list[Committed] = []
+
+    def __call__(self, change: Committed) -> None:
+        self.changes.append(change)
+
+    def wait(self, change: Committed, timeout: float = 20.0) -> None:
+        wait_for(lambda: change in self.changes, f"{change} to be heard", timeout)
+
+
+def _shared_url(kind: str, tmp_path: pathlib.Path, request: pytest.FixtureRequest) -> str:
+    """A store URL several Store objects share: one SQLite file, or one Redis (a prefix of
+    its own, so no other test's stores are heard)."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return f"{server.url}?prefix=t{secrets.token_hex(4)}"
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
+    return _shared_url(request.param, tmp_path, request)
+
+
+@pytest.fixture
+def two(shared_url: str) -> Iterator[tuple[Store, Store]]:
+    """Two Store objects on one database, as two processes have."""
+    a, b = open_store(shared_url), open_store(shared_url)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def _thread(store: Store) -> threading.Thread:
+    thread = store._listener.thread  # type: ignore[attr-defined]
+    assert thread is not None
+    return thread
+
+
+def test_a_commit_is_heard_by_the_other_store_object_not_its_own(
+    two: tuple[Store, Store],
+) -> None:
+    a, b = two
+    heard_a, heard_b = Heard(), Heard()
+    a.subscribe(heard_a)
+    b.subscribe(heard_b)
+    v1 = a.commit("s", {"a": b"1", "b": b"2"})
+    v2 = a.commit("s", {"a": b"3"}, ["b"])
+    heard_b.wait(Committed("s", v2, ("a", "b")))
+    # A namespace that starts afresh (new, or again after it expired) changed every key.
+    assert heard_b.changes == [Committed("s", v1, None), Committed("s", v2, ("a", "b"))]
+    v3 = b.commit("s", {"c": b"4"})
+    heard_a.wait(Committed("s", v3, ("c",)))
+    assert heard_a.changes == [Committed("s", v3, ("c",))]  # none of A's own commits
+    v4 = a.commit("s", {"d": b"5"})
+    heard_b.wait(Committed("s", v4, ("d",)))
+    assert heard_b.changes[2:] == [Committed("s", v4, ("d",))]  # nor of B's own
+
+
+def test_a_drop_is_heard_with_every_key(two: tuple[Store, Store]) -> None:
+    a, b = two
+    heard = Heard()
+    b.subscribe(heard)
+    version = a.commit("s", {"a": b"1"})
+    assert a.drop("s") is True
+    heard.wait(Committed("s", 0, None))
+    assert a.drop("s") is False  # nothing was there: nothing to hear
+    after = a.commit("t", {"a": b"1"})
+    heard.wait(Committed("t", after, None))
+    assert heard.changes == [Committed("s", version, None), Committed("s", 0, None),
+                             Committed("t", after, None)]
+
+
+def test_sqlite_expired_namespaces_swept_are_heard(tmp_path: pathlib.Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    a, b = open_store(url), open_store(url)
+    try:
+        heard = Heard()
+        b.subscribe(heard)
+        a.commit("short", {"a": b"1"}, ttl=0.05)
+        wait_for(lambda: a.load("short").version == 0, "the namespace to expire", timeout=10)
+        assert a.cleanup() == 1
+        heard.wait(Committed("short", 0, None))
+    finally:
+        a.close()
+        b.close()
+
+
+def test_closed_subscriptions_and_stores_call_back_no_more(two: tuple[Store, Store]) -> None:
+    a, b = two
+    first, second = Heard(), Heard()
+    subscription = b.subscribe(first)
+    b.subscribe(second)
+    a.commit("s", {"a": b"1"})
+    version = a.commit("s", {"a": b"2"})
+    second.wait(Committed("s", version, ("a",)))
+    first.wait(Committed("s", version, ("a",)))  # several subscribers, each called
+    subscription.close()
+    subscription.close()  # again: a no-op
+    later = a.commit("s", {"a": b"3"})
+    second.wait(Committed("s", later, ("a",)))
+    assert Committed("s", later, ("a",)) not in first.changes
+    thread = _thread(b)
+    assert thread.is_alive()
+    b.close()
+    assert not thread.is_alive()  # joined by close()
+    last = a.commit("s", {"a": b"4"})
+    assert a.load("s").version == last
+    assert Committed("s", last, ("a",)) not in second.changes
+
+
+def test_a_callback_that_raises_stops_no_other(
+    two: tuple[Store, Store], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="safestate")
+    a, b = two
+    heard = Heard()
+
+    def broken(change: Committed) -> None:
+        raise RuntimeError(f"the value was {a.load('s').values}")  # quotes a value
+
+    a.commit("s", {"visible_key": b"top-secret-value"})
+    b.subscribe(broken)
+    b.subscribe(heard)
+    versions = [a.commit("s", {"visible_key": b"top-secret-value"}) for _ in range(3)]
+    for version in versions:
+        heard.wait(Committed("s", version, ("visible_key",)))
+    assert _thread(b).is_alive()
+    logged = [r.getMessage() for r in caplog.records if r.name == "safestate"]
+    failures = [m for m in logged if "raised RuntimeError" in m]
+    assert len(failures) == 1, logged  # the first; the rest are counted for the next line
+    assert "broken" in failures[0] and "'visible_key'" in failures[0]
+    assert not any("top-secret" in m for m in logged)
+
+
+def test_a_commit_in_another_process_is_heard(shared_url: str) -> None:
+    store = open_store(shared_url)
+    try:
+        heard = Heard()
+        store.subscribe(heard)
+        code = ("import sys; from safestate.stores import open_store; s = open_store(sys.argv[1]);"
+                " s.commit('s', {'a': b'1'}); print(s.commit('s', {'b': b'2'}, ['a'])); s.close()")
+        out = subprocess.run([sys.executable, "-c", code, shared_url], capture_output=True,
+                             text=True, timeout=60, check=True).stdout
+        heard.wait(Committed("s", int(out), ("b", "a")))
+    finally:
+        store.close()
+
+
+def test_memory_subscriptions_never_call_back() -> None:
+    store = open_store("memory://")
+    heard = Heard()
+    subscription = store.subscribe(heard)
+    store.commit("s", {"a": b"1"})
+    store.drop("s")
+    subscription.close()
+    store.close()
+    assert heard.changes == []
+
+
+def test_redis_listener_reports_a_gap_after_a_restart(tmp_path: pathlib.Path) -> None:
+    server = RedisServer(tmp_path)  # our own server: this test stops it
+    stores: list[Store] = []
+    try:
+        a, b = (open_store(server.url) for _ in range(2))
+        stores += [a, b]
+        heard = Heard()
+        b.subscribe(heard)
+        version = a.commit("s", {"a": b"1"})
+        heard.wait(Committed("s", version, None))
+        thread = _thread(b)
+
+        server.stop()
+        late = Heard()
+        c = open_store(server.url)
+        stores.append(c)
+        c.subscribe(late)  # with the server down: raises nothing, listens once it is back
+        server.start()  # same port
+
+        heard.wait(EVERYTHING)  # messages may have been lost while it was down
+        late.wait(EVERYTHING)
+        assert thread.is_alive() and _thread(b) is thread
+        after = a.commit("s", {"a": b"2"})
+        heard.wait(Committed("s", after, ("a",)))
+        late.wait(Committed("s", after, ("a",)))
+        assert heard.changes == [Committed("s", version, None), EVERYTHING,
+                                 Committed("s", after, ("a",))]
+    finally:
+        for store in stores:
+            store.close()
+        server.stop()
+
+
+def test_redis_change_messages_carry_key_names_never_values(redis_server: RedisServer) -> None:
+    import redis
+
+    prefix = f"t{secrets.token_hex(4)}"
+    store = open_store(f"{redis_server.url}?prefix={prefix}")
+    raw = redis.Redis.from_url(redis_server.url)
+    pubsub = raw.pubsub()
+    try:
+        pubsub.subscribe(f"{prefix}:changes:0")
+        first = pubsub.get_message(timeout=10)
+        assert first is not None and first["type"] == "subscribe"
+        first_version = store.commit("s", {"visible_key": b"top-secret-value"})
+        version = store.commit("s", {"visible_key": b"top-secret-value"}, ["gone_key"])
+        store.drop("s")
+        messages = []
+        while len(messages) < 3:
+            message = pubsub.get_message(timeout=10)
+            assert message is not None, messages
+            messages.append(message["data"])
+        assert not any(b"top-secret" in m for m in messages)
+        origin = json.loads(messages[0])["o"]
+        assert [json.loads(m) for m in messages] == [
+            {"o": origin, "n": "s", "k": None, "v": first_version},
+            {"o": origin, "n": "s", "k": ["visible_key", "gone_key"], "v": version},
+            {"o": origin, "n": "s", "k": None, "v": 0},
+        ]
+    finally:
+        pubsub.close()
+        raw.close()
+        store.close()
+
+
+def test_sqlite_change_log_holds_key_names_never_values_and_is_pruned(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "PRUNE_EVERY", 10)
+    monkeypatch.setattr(sqlite_store, "LOG_ROWS", 5)
+    monkeypatch.setattr(sqlite_store, "LOG_SECONDS", 0.0)
+    db_path = tmp_path / "state.db"
+    store = open_store(f"sqlite:///{db_path}")
+    try:
+        for _ in range(25):
+            store.commit("s", {"visible_key": b"top-secret-value"})
+    finally:
+        store.close()
+    raw = sqlite3.connect(db_path)
+    try:
+        rows = raw.execute("SELECT * FROM safestate_changes").fetchall()
+    finally:
+        raw.close()
+    # Pruned by the 10th and the 20th commit: rows 16..25 are left.
+    assert [r[0] for r in rows] == list(range(16, 26))
+    assert all(r[1] == "s" and r[3] == '["visible_key"]' for r in rows)
+    assert not any("top-secret" in str(r) for r in rows)
+
+
+def test_sqlite_replaced_file_is_heard_as_a_gap(tmp_path: pathlib.Path) -> None:
+    db_path = tmp_path / "state.db"
+    url = f"sqlite:///{db_path}?poll=0.02"
+    a, b = open_store(url), open_store(url)
+    try:
+        heard = Heard()
+        b.subscribe(heard)
+        version = a.commit("s", {"a": b"1"})
+        heard.wait(Committed("s", version, None))
+        for suffix in ("-wal", "-shm", ""):
+            os.remove(f"{db_path}{suffix}")
+        heard.wait(EVERYTHING)  # the poller reopened the file now at the path
+        after = a.commit("s", {"a": b"2"})
+        heard.wait(Committed("s", after, None))  # new in the new file
+        assert heard.changes == [Committed("s", version, None), EVERYTHING,
+                                 Committed("s", after, None)]
+    finally:
+        a.close()
+        b.close()
+
+
+def test_sqlite_subscribe_while_out_of_reach_listens_once_it_is_back(
+    tmp_path: pathlib.Path,
+) -> None:
+    folder = tmp_path / "later"
+    url = f"sqlite:///{folder / 'state.db'}"
+    a, b = open_store(url), open_store(url)
+    try:
+        heard = Heard()
+        b.subscribe(heard)  # raises nothing: the poller retries
+        assert _thread(b).is_alive()
+        folder.mkdir()
+        heard.wait(EVERYTHING)  # what was committed before it listened is unknown
+        version = a.commit("s", {"a": b"1"})
+        heard.wait(Committed("s", version, None))
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("poll", ["0", "-1", "abc", "nan", "inf", ""])
+def test_sqlite_poll_must_be_a_positive_number(poll: str, tmp_path: pathlib.Path) -> None:
+    with pytest.raises(StoreURLError, match=r"poll=.* is no positive number of seconds"):
+        open_store(f"sqlite:///{tmp_path / 'state.db'}?poll={poll}")
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}?poll=0.05")
+    assert store.poll == 0.05  # type: ignore[attr-defined]
+    store.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dis
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 # Why: the script thread carries its ScriptRunContext as an attribute; this is
@@ -297,6 +298,114 @@ def verify() -> None:
 
     stores = {(i.opname, i.argval) for i in dis.get_instructions(vars(ScriptRunContext)["reset"])}
     need(("STORE_ATTR", "cursors") in stores, "ScriptRunContext.reset making cursors anew")
+    need("fragment_ids_this_run" in ScriptRunContext.__dataclass_fields__,
+         "ScriptRunContext.fragment_ids_this_run")
+    need(assigns(AppSession, "_client_state"), "AppSession._client_state")
+    need(assigns(AppSession, "_event_loop"), "AppSession._event_loop")
+    need(callable(getattr(AppSession, "has_fragment", None)), "AppSession.has_fragment")
+    need(callable(getattr(AppSession, "request_rerun", None)), "AppSession.request_rerun")
+    from streamlit.proto.ClientState_pb2 import ClientState
+
+    for name in ("query_string", "page_script_hash", "page_name", "context_info",
+                 "fragment_id", "is_auto_rerun"):
+        need(name in ClientState.DESCRIPTOR.fields_by_name, f"ClientState.{name}")
+    thread_state = _thread_state()
+    need(thread_state is not None and callable(getattr(thread_state, "get", None)),
+         "ThreadState.get (the running fragment's id)")
     need(assigns(ScriptRunContext, "_main_thread_ident")
          or "_main_thread_ident" in vars(ScriptRunContext)["__post_init__"].__code__.co_names,
          "ScriptRunContext._main_thread_ident")
+
+
+# -- live updates: what a read was part of, and asking a session to rerun ----------------------
+def watch_point() -> tuple[str, object | None, bool, str | None] | None:
+    """(session id, run, full run, fragment id) of the calling read or write.
+
+    ``run`` is the run's ``cursors`` (new for every run, a fragment-only one too: see
+    ``current_run_marker``) on the script's own thread, else None. ``full`` says whether it
+    is a whole-page run: ``fragment_ids_this_run`` is set by ``reset()`` for a fragment-only
+    run (since 1.37). The fragment id is the running fragment's (``ThreadState.fragment_id``,
+    since 1.67; ``ctx.current_fragment_id`` before it), None in the script's body. None
+    outside a script run.
+    """
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None:
+        return None
+    run = ctx.cursors if threading.get_ident() == ctx._main_thread_ident else None
+    return ctx.session_id, run, not ctx.fragment_ids_this_run, _fragment_id(ctx)
+
+
+def _fragment_id(ctx: Any) -> str | None:
+    thread_state = _thread_state()
+    if thread_state is not None:
+        try:
+            return thread_state.get().fragment_id  # type: ignore[no-any-return]
+        except RuntimeError:  # a thread the context was not set up on: not in a fragment
+            return None
+    return getattr(ctx, "current_fragment_id", None) or None
+
+
+def _thread_state() -> Any:
+    try:
+        from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
+    except ImportError:  # before 1.67 the fragment id was on the context
+        return None
+    return ThreadState
+
+
+def request_rerun(session_id: str, fragment_id: str | None = None,
+                  busy: Callable[[], None] | None = None) -> bool:
+    """Ask a live session to rerun (only ``fragment_id`` if given and still there).
+
+    Like Streamlit's own rerun on a source change (``AppSession._on_source_file_changed``
+    calls ``request_rerun(self._client_state)``), but without the widget states: the
+    session keeps its current widget values and no button fires again. The page and
+    query string are the session's last (``AppSession._client_state``, set at the end of
+    every run, since 1.18). The request is made on the session's event loop
+    (``AppSession._event_loop``), where the browser's own rerun requests are handled: if a
+    run has started by then (a click), it is not cut short; ``busy`` is called instead.
+    Returns False when the session is gone or not served here.
+    """
+    manager = _runtime_session_manager()
+    if manager is None:
+        return False
+    info = manager.get_active_session_info(session_id)
+    if info is None:
+        return False
+    session = info.session
+
+    def on_loop() -> None:
+        if session._scriptrunner is not None:
+            if busy is not None:
+                busy()
+            return
+        from streamlit.proto.ClientState_pb2 import ClientState
+
+        last = session._client_state
+        client_state = ClientState(query_string=last.query_string,
+                                   page_script_hash=last.page_script_hash,
+                                   page_name=last.page_name)
+        if last.HasField("context_info"):
+            client_state.context_info.CopyFrom(last.context_info)
+        if fragment_id and session.has_fragment(fragment_id):
+            client_state.fragment_id = fragment_id
+            # As run_every's reruns: a fragment a full run has just dropped is skipped quietly.
+            client_state.is_auto_rerun = True
+        session.request_rerun(client_state)
+
+    try:
+        session._event_loop.call_soon_threadsafe(on_loop)
+    except RuntimeError:  # the loop is closed: the server is stopping
+        return False
+    return True
+
+
+def session_running(session_id: str) -> bool:
+    """Whether a script run of the session is under way now (a live rerun then waits for it:
+    interrupting a click's run would drop the click). ``AppSession._scriptrunner`` is set
+    for the length of a run (since 1.18)."""
+    manager = _runtime_session_manager()
+    if manager is None:
+        return False
+    info = manager.get_active_session_info(session_id)
+    return info is not None and info.session._scriptrunner is not None

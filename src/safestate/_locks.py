@@ -84,6 +84,7 @@ class ScopeLock:
     """
 
     __slots__ = (
+        "__weakref__",  # a namespace's turn is kept only while a view of it is (Persistence)
         "_lock",
         "dead",
         "depth",

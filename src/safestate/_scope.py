@@ -145,10 +145,9 @@ class Scope:
                 # A caller that holds the lock already (a locked block, a transaction)
                 # reads and commits under it, as it asked.
                 if not storage.versioned:  # memory: read, compute and write under the lock
-                    try:
-                        current = storage[key]
-                    except KeyError:
-                        current = default
+                    # read(), not [key]: a read-modify-write's read shows nothing on the page,
+                    # so it does not make the session a live reader of the key.
+                    current = storage.read(key, default)[0]
                     new = check(key, fn(current))
                     storage[key] = new
                     return cast("T", new)
@@ -229,20 +228,34 @@ class Scope:
     def _transaction(self, timeout: float | None) -> Iterator[Transaction]:
         check_timeout(timeout)
         lock, storage = self._enter("transaction", timeout)
-        with lock:
-            lock.ops += 1
-            # A stored scope's reads come from one snapshot, loaded on the first read; its
-            # commit checks that version (VersionConflict if another process wrote meanwhile).
-            tx = Transaction(storage.transaction_reads(), self.schema)
-            try:
-                yield tx
-                # A run Streamlit superseded during the block applies nothing: its user
-                # has moved past these writes (Streamlit would have stopped it at any st.*).
-                yield_point()
-            except BaseException:
-                tx.close()
-                raise
-            tx.commit()
+        turn = storage.turn(None) if lock.depth == 1 else None
+        if turn is None:
+            with lock:
+                lock.ops += 1
+                yield from self._in_transaction(storage)
+            return
+        # A stored scope: the block runs in the scope's turn, so this process's sessions of
+        # one identity (tabs, threads) take turns instead of conflicting in the store.
+        lock.release()
+        with turn:
+            lock, storage = self._enter("transaction", timeout)
+            with lock:
+                lock.ops += 1
+                yield from self._in_transaction(storage)
+
+    def _in_transaction(self, storage: Storage) -> Iterator[Transaction]:
+        # A stored scope's reads come from one snapshot, loaded on the first read; its commit
+        # checks that version (see PersistedReads.commit for another process's commits).
+        tx = Transaction(storage.transaction_reads(), self.schema)
+        try:
+            yield tx
+            # A run Streamlit superseded during the block applies nothing: its user has
+            # moved past these writes (Streamlit would have stopped it at any st.*).
+            yield_point()
+        except BaseException:
+            tx.close()
+            raise
+        tx.commit()
 
     # -- locks ----------------------------------------------------------------------
     def lock(self, timeout: float | None = None) -> AbstractContextManager[None]:

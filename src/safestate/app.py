@@ -16,8 +16,10 @@ from typing import Any
 
 from ._locks import LockRegistry
 from .config import Configuration, read_deployment
+from .live import LiveUpdates
 from .manager import SWEEP_INTERVAL, SessionStateManager, new_record
 from .schema import SchemaRegistry
+from .session_end import SessionEndHooks
 from .shared_state import SharedState
 from .validator import SessionValidator
 
@@ -32,8 +34,10 @@ class App:
     validator: SessionValidator
 
     def close(self) -> None:
-        """Stop its sweeper thread and close its store (an app being replaced, as in tests)."""
+        """Stop its sweeper thread, tear down its app-wide dependencies and close its store
+        (an app being replaced, as in tests). Ends no session: no session end hook runs."""
         self.manager.close()
+        self.validator.dependencies.close()
         self.configuration.close()
 
 
@@ -48,11 +52,13 @@ def build_app(
     ``SAFESTATE_*`` variables); ``sweep_interval`` is how often ended sessions are freed.
     """
     schema = SchemaRegistry()
-    configuration = Configuration(schema, deployment)  # settings -> store -> persistence
-    shared = SharedState(configuration.backends, on_first_use=configuration.ensure)
+    live = LiveUpdates()  # who read what: a change reruns the sessions that showed it
+    configuration = Configuration(schema, deployment, live)  # settings -> store -> persistence
+    shared = SharedState(configuration.backends, on_first_use=configuration.ensure, live=live)
     manager = SessionStateManager(
         shared, configuration.backends, schema,
         registry=LockRegistry(make_record=new_record),
         on_first_call=configuration.ensure, sweep_interval=sweep_interval,
+        session_end=SessionEndHooks(), live=live,
     )
     return App(configuration, shared, manager, SessionValidator(manager))

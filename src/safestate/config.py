@@ -1,7 +1,7 @@
 """``configure()``: where state persists and for whom, in one place.
 
 Every setting left out is read from ``st.secrets["safestate"]`` or an environment
-variable ``SAFESTATE_<NAME>`` (STORE, IDENTITY, TTL, PERSIST, SECRET, SERIALIZER),
+variable ``SAFESTATE_<NAME>`` (STORE, IDENTITY, TTL, PERSIST, SECRET, SERIALIZER, LIVE, ...),
 so a deployment moves from memory to SQLite to Redis without a code change. With
 neither, safestate keeps today's behaviour: memory://, per-session, nothing persisted.
 """
@@ -24,6 +24,7 @@ from typing import Any, cast
 from . import _events
 from ._backends import Backends, BackendSlot
 from .errors import InvalidSettingError, quote
+from .live import LiveUpdates
 from .monitoring import enable_metrics, metrics_enabled
 from .persistence import Persistence, PersistentView
 from .schema import SchemaRegistry
@@ -108,7 +109,38 @@ def _settings(given: dict[str, Any], deployment: Mapping[str, Any]) -> Settings:
         )
     return Settings(store, mode, _ttl(raw["ttl"]), _persist(raw["persist"]),
                     _secret(raw["secret"], mode), _serializer(raw["serializer"]),
-                    _query_param(raw["query_param"]))
+                    _query_param(raw["query_param"]), _live(raw["live"]),
+                    _live_interval(raw["live_interval"]),
+                    _names("live_exclude", raw["live_exclude"]))
+
+
+def _live(live: Any) -> bool:
+    if live is None:
+        return True
+    if isinstance(live, str):  # SAFESTATE_LIVE=0 / false / off
+        text = live.strip().lower()
+        if text in ("1", "true", "yes", "on", ""):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+    if isinstance(live, bool):
+        return live
+    raise InvalidSettingError(f"live must be True or False (SAFESTATE_LIVE: 1 or 0), got "
+                              f"{quote(live)}")
+
+
+def _live_interval(interval: Any) -> float:
+    if interval is None:
+        return Settings().live_interval
+    try:
+        seconds = float(interval) if not isinstance(interval, bool) else math.nan
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise InvalidSettingError(f"live_interval must be a number of seconds >= 0 (the least "
+                                  f"time between two live reruns of a session), got "
+                                  f"{quote(interval)}")
+    return seconds
 
 
 def _ttl(ttl: Any) -> float | None:
@@ -127,23 +159,27 @@ def _ttl(ttl: Any) -> float | None:
 
 
 def _persist(persist: Any) -> tuple[str, ...] | str:
-    if not persist:
+    if persist == "schema":
+        return "schema"
+    return _names("persist", persist, " or 'schema' (every typed() field)")
+
+
+def _names(setting: str, names: Any, more: str = "") -> tuple[str, ...]:
+    if not names:
         return ()
-    if isinstance(persist, str):
-        if persist == "schema":
-            return persist
-        return tuple(p.strip() for p in persist.split(",") if p.strip())
-    if not isinstance(persist, Iterable) or isinstance(persist, (bytes, dict)):
+    if isinstance(names, str):
+        return tuple(p.strip() for p in names.split(",") if p.strip())
+    if not isinstance(names, Iterable) or isinstance(names, (bytes, dict)):
         raise InvalidSettingError(
-            f"persist lists key names: a list of str such as ['cart'], a comma-separated str, "
-            f"or 'schema' (every typed() field); got {type(persist).__name__}"
+            f"{setting} lists key names: a list of str such as ['cart'], a comma-separated "
+            f"str{more}; got {type(names).__name__}"
         )
-    names = tuple(persist)
-    for key in names:
+    found = tuple(names)
+    for key in found:
         if not isinstance(key, str) or not key:
-            raise InvalidSettingError(f"persist lists key names (non-empty str); got "
+            raise InvalidSettingError(f"{setting} lists key names (non-empty str); got "
                                       f"{quote(key)}")
-    return names
+    return found
 
 
 def _secret(secret: Any, mode: Any) -> bytes | None:
@@ -227,8 +263,10 @@ class Configuration:
     def __init__(
         self, schema: SchemaRegistry,
         deployment: Callable[[], Mapping[str, Any]] = read_deployment,
+        live: LiveUpdates | None = None,
     ) -> None:
         self._schema = schema
+        self._live = live
         self._read_deployment = deployment
         self._deployment: Mapping[str, Any] | None = None
         self._lock = threading.Lock()
@@ -275,13 +313,19 @@ class Configuration:
             persistence = Persistence(
                 store, Serializer(self._schema, settings.serializer), persisted,
                 settings.identity, settings.secret, settings.query_param, settings.ttl,
+                self._live,
             )
+            if self._live is not None:
+                self._live.configure(settings.live, settings.live_interval,
+                                     settings.live_exclude)
             shared_in_store = not settings.store.startswith("memory:")
             old = self.backends.swap(Backends(
                 settings, store, persistence if settings.persist else None,
                 PersistentView(persistence, "shared", None) if shared_in_store else None,
             ))
             if old is not None:
+                if old.sessions is not None:
+                    old.sessions.close()
                 old.store.close()
             return settings
 
@@ -314,3 +358,5 @@ class Configuration:
         current = self.backends.current
         if current is not None:
             current.store.close()
+        if self._live is not None:
+            self._live.close()

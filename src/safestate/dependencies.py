@@ -5,6 +5,10 @@ session's ``st.session_state`` under its name) or once for the whole app (kept
 here, behind a lock of its own so one slow build does not stall the others). A
 factory that raises stores nothing, so the next call builds again.
 
+A dependency may have a teardown (close a connection, free a model): a session-scoped one's
+runs with the session's built value once when Streamlit ends the session (after the session
+end hooks), an app-wide one's at ``App.close()``; never for one that was not built.
+
 A factory may ask for other dependencies. One that, through others, asks for
 itself (a cycle) gets DependencyNotReady naming the cycle instead of a hang: each
 thread keeps the names it is building, and before waiting for an app-wide
@@ -28,7 +32,7 @@ from .errors import DependencyNotReady, UnknownDependencyError, quote, redact
 
 if TYPE_CHECKING:
     from ._record import SessionRecord
-    from .manager import SessionStateManager
+    from .manager import SessionHandle, SessionStateManager
 
 Scope = Literal["session", "app"]
 #: Longest reason (type and message) a status or a page quotes from a failure.
@@ -45,6 +49,8 @@ class Dependency:
     required: bool
     scope: Scope
     description: str
+    #: Called with the built value when its scope ends (see the module's notes).
+    teardown: Callable[[Any], None] | None = field(default=None, repr=False)
 
     @property
     def label(self) -> str:
@@ -179,6 +185,7 @@ class DependencyRegistry:
         # name's lock, and which name's lock each blocked thread waits for.
         self._builders: dict[str, int] = {}
         self._waiting: dict[int, str] = {}
+        self._tearing_down = False  # whether session end runs end_session (under _guard)
 
     # -- registration ---------------------------------------------------------------------
     def register(
@@ -190,14 +197,17 @@ class DependencyRegistry:
         required: bool = True,
         scope: Scope = "session",
         description: str = "",
+        teardown: Callable[[Any], None] | None = None,
     ) -> Dependency:
         """Register what a page may need: built lazily by ``factory``, once per session or app.
 
         ``health_check(value)`` returning False or raising marks it unhealthy. Optional
         (``required=False``) dependencies degrade with a warning instead of stopping a page.
-        Re-registering (as every rerun does) replaces its factory. Raises
-        InvalidKeyError/EmptyKeyError for a bad name, TypeError for a non-callable factory
-        or health check, ValueError for an unknown scope or a change of scope.
+        ``teardown(value)`` runs once when its scope ends, if it was built: the session's end
+        (scope="session") or ``App.close()`` (scope="app"); one that raises is logged.
+        Re-registering (as every rerun does) replaces its factory and teardown. Raises
+        InvalidKeyError/EmptyKeyError for a bad name, TypeError for a non-callable factory,
+        health check or teardown, ValueError for an unknown scope or a change of scope.
         """
         check_key(name)
         if not callable(factory):
@@ -210,12 +220,18 @@ class DependencyRegistry:
                 f"register_dependency({name!r}, health_check=...): must be a callable taking "
                 f"the dependency, got {type(health_check).__name__}"
             )
+        if teardown is not None and not callable(teardown):
+            raise TypeError(
+                f"register_dependency({name!r}, teardown=...): must be a callable taking "
+                f"the dependency, got {type(teardown).__name__}"
+            )
         if scope not in ("session", "app"):
             raise ValueError(
                 f"register_dependency({name!r}, scope={scope!r}): scope must be 'session' "
                 "(one per user session) or 'app' (one for everyone)"
             )
-        dep = Dependency(name, factory, health_check, bool(required), scope, description)
+        dep = Dependency(name, factory, health_check, bool(required), scope, description,
+                         teardown)
         with self._guard:
             old = self._deps.get(name)
             if old is not None and old.scope != scope:
@@ -225,6 +241,10 @@ class DependencyRegistry:
                 )
             self._deps[name] = dep
             self._app_locks.setdefault(name, threading.Lock())
+            if teardown is not None and scope == "session" and not self._tearing_down:
+                # Only once one needs it: without hooks, a sweep just frees ended sessions.
+                self._manager.session_end.add_cleanup(self.end_session)
+                self._tearing_down = True
         return dep
 
     def names(self) -> list[str]:
@@ -430,6 +450,46 @@ class DependencyRegistry:
                 del storage[name]
                 return True
             return False
+
+    # -- teardown --------------------------------------------------------------------------
+    def end_session(self, session: SessionHandle) -> None:
+        """Tear down the ended ``session``'s built session-scoped dependencies (a session end
+        cleanup: the sweeper calls it once per session, after the hooks). Never raises."""
+        for dep in list(self._deps.values()):
+            if dep.scope != "session" or dep.teardown is None:
+                continue
+            try:
+                value = session.safe_get(dep.name, MISSING)
+            except Exception as exc:  # its state cannot be read (a store down): the next goes on
+                self._log_teardown(dep, exc, session.session_id)
+                continue
+            if value is not MISSING:  # never built (or reset): nothing to tear down
+                self._teardown(dep, value, session.session_id)
+
+    def close(self) -> None:
+        """Tear down every built app-wide dependency that has a teardown, and drop it (the
+        next use builds it anew). Never raises."""
+        for dep in list(self._deps.values()):
+            if dep.scope != "app" or dep.teardown is None:
+                continue
+            with self._app_locks[dep.name]:  # not while another thread builds it
+                value = self._app_values.pop(dep.name, MISSING)
+            if value is not MISSING:
+                self._teardown(dep, value, None)
+
+    def _teardown(self, dep: Dependency, value: Any, session_id: str | None) -> None:
+        assert dep.teardown is not None
+        try:
+            dep.teardown(value)
+        except Exception as exc:
+            self._log_teardown(dep, exc, session_id)
+
+    @staticmethod
+    def _log_teardown(dep: Dependency, exc: Exception, session_id: str | None) -> None:
+        # The exception's type only: its message may quote the app's data.
+        _events.log.error("safestate: dependency %s teardown raised %s (%s)", quote(dep.name),
+                          type(exc).__name__,
+                          "app" if session_id is None else _events.label_of(session_id))
 
     # -- reporting -------------------------------------------------------------------------
     def status(

@@ -299,3 +299,55 @@ class NotSerializableError(SafestateError, TypeError):
         )
         self.key = key
         self.value_type = type(value).__name__
+
+
+class StaleWriteError(SafestateError, RuntimeError):
+    """A write computed from a read that another thread, tab or replica has since overwritten.
+
+    ``state.step += 1`` reads, then writes: if ``step`` changed in between, the write
+    would silently undo that change. It is refused instead, and nothing changed.
+    """
+
+    def __init__(self, keys: list[str], where: str = "attribute") -> None:
+        names = ", ".join(repr(k) for k in keys[:10])
+        if where == "attribute":
+            key = keys[0]
+            safe = (f"`with state.edit() as s: s.{key} += ...` (the block reads and writes "
+                    f"under the lock) or safestate.increment({key!r}) / "
+                    f"safestate.mutate({key!r}, fn)")
+            what = f"state.{key} was changed by another thread, tab or replica after this "
+            what += "thread read it"
+        else:
+            safe = ("run the block again, or use safestate.mutate()/increment(), which read "
+                    "again and retry on their own")
+            what = f"{names} changed in another process while this block ran"
+        super().__init__(f"{what}, so this write (computed from the old value) was refused "
+                         f"and nothing changed. Use {safe}.")
+        self.keys = keys
+
+
+class ReadOnlyValueError(SafestateError, TypeError):
+    """An in-place change to a value read through typed state: it would change a copy only."""
+
+    def __init__(self, key: str, method: str) -> None:
+        super().__init__(
+            f"state.{key}.{method}(...) would change a copy, not the state: values read "
+            f"through typed state are read-only. Assign a new value (state.{key} = "
+            f"[*state.{key}, item]) or edit it in a block: `with state.edit() as s: "
+            f"s.{key}.{method}(...)`."
+        )
+        self.key = key
+
+
+class WidgetBindingError(SafestateError, RuntimeError):
+    """A bound widget's key cannot be given the bound key's value in this run."""
+
+    def __init__(self, key: str, widget_key: str, reason: str) -> None:
+        super().__init__(
+            f"bind({key!r}) cannot set its widget key {widget_key!r}: {reason}. Call bind() "
+            "as the widget's arguments, once per widget and before it is drawn: "
+            f"st.text_input('Label', **session_manager.bind({key!r})); give each widget bound "
+            "to the same key its own widget_key=."
+        )
+        self.key = key
+        self.widget_key = widget_key

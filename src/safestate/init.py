@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from . import _compat
+from ._frozen import read_only, writable
 from ._keys import MISSING, check_key, has_key
 from .dependencies import DependencyRegistry, reason_of
-from .errors import DependencyNotReady, InvalidArgumentError, MissingStateError
+from .errors import (
+    DependencyNotReady,
+    InvalidArgumentError,
+    MissingStateError,
+    StaleWriteError,
+)
 from .schema import DeclaredKey
 
 if TYPE_CHECKING:
     from ._scope import Scope
     from .manager import SessionStateManager
+    from .transactions import Transaction
 
 M = TypeVar("M")
 
@@ -128,19 +138,39 @@ class Initializer:
         return cast("M", proxy)
 
 
+#: Where a thread's remembered reads note the script run they belong to (not a key name).
+_RUN = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two values are the same value (one that cannot say counts as different)."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. an array's elementwise ==
+        return False
+
+
 class TypedState(Generic[M]):
     """Attribute access to a session's declared keys; ``typed()`` returns one typed as the model.
 
     Reading an unset key raises MissingStateError; a name that is not a field
-    raises AttributeError listing the fields (typos fail loudly).
+    raises AttributeError listing the fields (typos fail loudly). A write of a key this
+    thread read (``state.step += 1``) is checked: if another thread, tab or replica
+    changed the key since the read, StaleWriteError, and nothing changes. Containers
+    read come back read-only (ReadOnlyValueError names the safe form); ``edit()``
+    gives a block to change them in.
     """
 
-    __slots__ = ("_keys", "_model", "_scope")
+    __slots__ = ("_keys", "_model", "_reads", "_scope")
 
     def __init__(self, model: type[M], scope: Scope, keys: list[DeclaredKey]) -> None:
         object.__setattr__(self, "_model", model)
         object.__setattr__(self, "_scope", scope)
         object.__setattr__(self, "_keys", {k.name: k for k in keys})
+        # Per thread: key -> the value this thread last read and has not written since.
+        object.__setattr__(self, "_reads", threading.local())
 
     def _field(self, name: str) -> DeclaredKey:
         keys: dict[str, DeclaredKey] = object.__getattribute__(self, "_keys")
@@ -166,11 +196,56 @@ class TypedState(Generic[M]):
             raise MissingStateError(
                 [name], "It has no default in the schema: set it before reading it."
             )
-        return value
+        self._reads_here()[name] = value
+        return read_only(name, value)
+
+    def _reads_here(self) -> dict[str, Any]:
+        """What this thread read in this script run (a proxy kept across runs forgets
+        the last run's reads: a write in a later run is not computed from them)."""
+        here = object.__getattribute__(self, "_reads").__dict__
+        run = _compat.current_run_marker()
+        if here.get(_RUN) is not run:
+            here.clear()
+            here[_RUN] = run
+        return here  # type: ignore[no-any-return]
 
     def __setattr__(self, name: str, value: Any) -> None:
         self._field(name)
-        self._scope.safe_set(name, value)  # validated by the scope's schema hook
+        value = writable(value)
+        read = self._reads_here().pop(name, MISSING)
+        if read is MISSING:  # a blind write: nothing was read to be stale
+            self._scope.safe_set(name, value)  # validated by the scope's schema hook
+            return
+
+        def unless_changed(current: Any) -> Any:
+            # The value may come from that read (state.step += 1): if another writer got
+            # in between, writing it would undo their change. Equal values are fine: the
+            # result is what it would have been.
+            if not _same(current, read):
+                raise StaleWriteError([name])
+            return value
+
+        self._scope.mutate(name, unless_changed, MISSING)
+
+    @contextmanager
+    def edit(self) -> Iterator[M]:
+        """A block that reads and changes the declared keys atomically: ``with state.edit()
+        as s: s.step += 1; s.cart.append(x)``.
+
+        ``s`` has the model's fields, as mutable copies; the changed ones are written
+        together when the block ends, or none if it raises. The scope's lock is held
+        for the block (other threads, tabs of the identity in this process, wait); a
+        commit from another process in between is taken in if the block did not read
+        what it changed, else StaleWriteError with nothing applied. Raises
+        StateValidationError for a value of the wrong type, and as ``transaction()``.
+        """
+        keys: dict[str, DeclaredKey] = object.__getattribute__(self, "_keys")
+        model = object.__getattribute__(self, "_model")
+        with self._scope.transaction() as tx:
+            draft = _Draft(model.__name__, keys, tx)
+            yield cast("M", draft)
+            draft.stage()
+        self._reads_here().clear()  # what this thread read before is not this block's
 
     def __delattr__(self, name: str) -> None:
         self._field(name)
@@ -199,3 +274,59 @@ class TypedState(Generic[M]):
     def __repr__(self) -> str:
         model = object.__getattribute__(self, "_model").__name__
         return f"<typed session state {model}>"
+
+
+class _Draft:
+    """The model's fields inside ``TypedState.edit()``: mutable copies, staged at the end."""
+
+    __slots__ = ("_keys", "_model", "_read", "_tx", "_values")
+
+    def __init__(self, model: str, keys: dict[str, DeclaredKey], tx: Transaction) -> None:
+        object.__setattr__(self, "_model", model)
+        object.__setattr__(self, "_keys", keys)
+        object.__setattr__(self, "_tx", tx)
+        object.__setattr__(self, "_values", {})  # name -> the block's value
+        object.__setattr__(self, "_read", {})  # name -> the value read, to see changes
+
+    def _field(self, name: str) -> DeclaredKey:
+        keys: dict[str, DeclaredKey] = object.__getattribute__(self, "_keys")
+        if name not in keys:
+            model = object.__getattribute__(self, "_model")
+            raise AttributeError(f"{model} has no field {name!r}; its fields are "
+                                 f"{', '.join(keys)}. Declare it in {model} first.")
+        return keys[name]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        field = self._field(name)
+        values: dict[str, Any] = object.__getattribute__(self, "_values")
+        if name not in values:
+            tx: Transaction = object.__getattribute__(self, "_tx")
+            current = tx.get(name, MISSING)
+            if current is MISSING:
+                if not field.has_default():
+                    raise MissingStateError(
+                        [name], "It has no default in the schema: set it before reading it.")
+                current = field.make_default()
+                object.__getattribute__(self, "_read")[name] = MISSING
+            else:
+                object.__getattribute__(self, "_read")[name] = current
+            values[name] = copy.deepcopy(current)
+        return values[name]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Validated now, so the error points at the line that wrote it.
+        object.__getattribute__(self, "_values")[name] = self._field(name).validate(
+            writable(value))
+
+    def stage(self) -> None:
+        """Stage every field the block changed (in place or by assignment)."""
+        tx: Transaction = object.__getattribute__(self, "_tx")
+        read: dict[str, Any] = object.__getattribute__(self, "_read")
+        for name, value in object.__getattribute__(self, "_values").items():
+            if name not in read or not _same(value, read[name]):
+                tx[name] = value
+
+    def __repr__(self) -> str:
+        return f"<editing {object.__getattribute__(self, '_model')}>"

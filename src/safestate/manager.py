@@ -7,9 +7,9 @@ import threading
 import weakref
 from collections.abc import Callable
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _compat, _events
+from . import _compat, _events, widgets
 from ._backends import BackendSlot, in_memory
 from ._events import session_label
 from ._keys import MISSING, check_key
@@ -17,7 +17,9 @@ from ._locks import LockRegistry, ScopeLock
 from ._record import SessionRecord
 from ._scope import Scope
 from .errors import InvalidArgumentError, NoSessionError
+from .live import LiveUpdates
 from .schema import SchemaRegistry
+from .session_end import SessionEndHooks
 from .shared_state import SharedState
 from .storage import LocalStorage
 
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 #: Seconds between two sweeps that free the bookkeeping of ended sessions.
 SWEEP_INTERVAL = 10.0
+
+H = TypeVar("H", bound="Callable[[SessionHandle], object]")
 
 
 def new_record(session_id: str, state: object) -> SessionRecord:
@@ -79,6 +83,8 @@ class SessionStateManager(Scope):
         registry: LockRegistry | None = None,
         on_first_call: Callable[[], None] | None = None,
         sweep_interval: float = SWEEP_INTERVAL,
+        session_end: SessionEndHooks[SessionHandle] | None = None,
+        live: LiveUpdates | None = None,
     ) -> None:
         """``safestate.app.build_app()`` passes the app's pieces. Without them, a manager of
         its own: its own locks, declared keys and shared state, nothing persisted, over the
@@ -95,7 +101,12 @@ class SessionStateManager(Scope):
             make_record=new_record)
         self._on_first_call = on_first_call
         self._sweeping = threading.Lock()
+        #: Seconds between the sweeper's rounds; a change applies from its next round.
         self.sweep_interval = sweep_interval
+        #: What runs once when Streamlit ends a session (``on_session_end``).
+        self.session_end: SessionEndHooks[SessionHandle] = (
+            session_end if session_end is not None else SessionEndHooks())
+        self._live = live  # its reads of ended sessions are dropped by the sweeper
         self._sweeper: threading.Thread | None = None
         self._closed = threading.Event()
 
@@ -295,16 +306,18 @@ class SessionStateManager(Scope):
     @staticmethod
     def _sweep_while_alive(ref: weakref.ref[SessionStateManager], closed: threading.Event,
                            ) -> None:
-        """Free ended sessions every ``sweep_interval`` seconds, until ``close()`` or until
-        the manager is gone."""
+        """Free ended sessions every ``sweep_interval`` seconds (ending them first: their
+        hooks run here), until ``close()`` or until the manager is gone."""
         while True:
             manager = ref()
             if manager is None:
                 return
             interval = manager.sweep_interval
-            if len(manager._registry):
+            if len(manager._registry) or manager.session_end.has_evicted():
                 try:
-                    manager._sweep()
+                    manager._sweep(end_sessions=True)
+                    if manager._live is not None:
+                        manager._live.prune(lambda sid: _compat.session_status(sid) == "ended")
                 except Exception:  # the next round tries again; the app must not notice
                     _events.log.exception("safestate: sweeping ended sessions failed")
             del manager  # between rounds the manager may go away
@@ -318,20 +331,65 @@ class SessionStateManager(Scope):
         if sweeper is not None and sweeper is not threading.current_thread():
             sweeper.join()
 
-    def _sweep(self) -> int:
+    def _sweep(self, end_sessions: bool = False) -> int:
+        """Free the bookkeeping of sessions Streamlit has ended; return how many were freed.
+
+        With session end hooks registered, a session is freed only once its hooks have run,
+        and they run only where ``end_sessions`` is set: on the sweeper thread, never in a
+        script run's first call, which may hold a lock and draws on its own user's page.
+        """
+        hooks = self.session_end
         if not self._sweeping.acquire(False):
             return 0  # another thread is sweeping now
         try:
-            return self._registry.sweep(lambda sid: _compat.session_status(sid) == "ended")
+            if not hooks:
+                return self._registry.sweep(lambda sid: _compat.session_status(sid) == "ended")
+            # A held lock: a worker is still at it; the session ends once it lets go.
+            ended = [e for e in self._registry.entries() if end_sessions and not e.held
+                     and _compat.session_status(e.key) == "ended"]
         finally:
-            self._sweeping.release()
+            self._sweeping.release()  # a hook may make a first call, which may sweep
+        if end_sessions:
+            for entry in ended:  # under no lock of safestate's: hooks may call anything
+                record = entry.record
+                if record is not None and not entry.dead:
+                    # Still tracked, so its state object is too: the hook reads the last values.
+                    hooks.end(entry.key, SessionHandle(self, entry.key, record.state))
+            for sid, state in hooks.evicted_sessions():  # freed for idleness while alive
+                if self._registry.get(sid) is None and _compat.session_status(sid) == "ended":
+                    hooks.end(sid, SessionHandle(self, sid, state))
+        return self._registry.sweep(
+            lambda sid: hooks.is_ended(sid) and _compat.session_status(sid) == "ended")
+
+    def on_session_end(self, fn: H) -> H:
+        """Call ``fn(session)`` once when Streamlit ends a session; return ``fn`` (a decorator).
+
+        ``session`` is a SessionHandle on the ended session: ``session.safe_get(key)`` reads
+        its last values. It runs on safestate's sweeper thread, ``server.disconnectedSessionTTL``
+        after the tab left plus up to ``sweep_interval``; never for a tab that came back in
+        time. Registering again under the same ``module.qualname`` (every rerun does)
+        replaces it; called in a session, it tracks that session. A hook that raises is logged
+        and the others still run. Raises InvalidArgumentError (a TypeError) for a lambda or a
+        non-callable.
+        """
+        self.session_end.add(fn)
+        run = _compat.current_run()
+        if run is not None and self._registry.get(run[0]) is None:
+            # Hooks run for the sessions safestate tracks: a page that calls nothing else
+            # but registers a hook must be tracked too.
+            self._first_call()
+            with self._registry.locked(run[0], run[1]):
+                pass
+        return fn
 
     def cleanup_old_sessions(self, max_sessions: int = 50, idle_seconds: float = 300.0) -> int:
         """Free the bookkeeping of ended sessions, then of idle ones while over ``max_sessions``.
 
         Only drops a session whose lock nobody holds or waits for; an idle live
         session that is dropped gets a fresh lock on its next call (its values stay
-        in ``st.session_state``). Returns how many were freed. Raises TypeError or
+        in ``st.session_state``), and runs no session end hook until it ends. With hooks
+        registered, an ended session is freed once they have run (by the sweeper thread).
+        Returns how many were freed. Raises TypeError or
         ValueError for a bad ``max_sessions`` / ``idle_seconds``.
         """
         if isinstance(max_sessions, bool) or not isinstance(max_sessions, int):
@@ -343,6 +401,7 @@ class SessionStateManager(Scope):
         if math.isnan(idle_seconds) or idle_seconds < 0:
             raise ValueError(f"idle_seconds must be >= 0, got {idle_seconds!r}")
         freed = self._sweep()
+        hooks = self.session_end
         excess = len(self._registry) - max_sessions
         if excess <= 0:
             return freed
@@ -350,7 +409,11 @@ class SessionStateManager(Scope):
         idle = [e for e in self._registry.entries() if not e.held and e.last_used <= cutoff]
         idle.sort(key=lambda e: e.last_used)
         for entry in idle[:excess]:
-            freed += self._registry.remove_if_free(entry.key)
+            record = entry.record
+            if self._registry.remove_if_free(entry.key):
+                freed += 1
+                if hooks and record is not None:  # alive: it ends later, and its hooks run then
+                    hooks.evicted(entry.key, record.state)
         return freed
 
     def session_table(self) -> list[dict[str, Any]]:
@@ -403,3 +466,25 @@ class SessionStateManager(Scope):
             "memory_per_session_bytes": self._registry.memory_per_entry(),
             "shared": self.shared.stats(),
         }
+
+    # -- widgets -------------------------------------------------------------------------
+    def bind(self, key: str, *, widget_key: str | None = None) -> dict[str, Any]:
+        """Widget arguments (``key``, ``on_change``) that bind the widget to ``key``.
+
+        ``st.text_input("Name", **session_manager.bind("name"))`` (see ``safestate.widgets``).
+        Returns ``{"key": widget_key, "on_change": ...}``; ``widget_key`` defaults to
+        ``key + "__widget"``. Before the widget is drawn, sets the widget key to ``key``'s
+        value when they differ (an unset ``key`` leaves the widget to its own default); the
+        widget's changes go back to ``key`` with ``safe_set`` (validated, persisted), and a
+        value ``key`` refuses changes nothing and is shown above the widget on the next run.
+        Pass neither ``value=``/``index=`` nor ``on_change=`` to the widget, and no widget
+        inside ``st.form`` (Streamlit allows no callbacks there).
+
+        Raises InvalidArgumentError when ``widget_key`` is ``key`` or is declared or
+        persisted, WidgetBindingError when Streamlit refuses the
+        widget key (its widget was already drawn in this run), NoSessionError outside a
+        script run, and as safe_get.
+        """
+        sessions = (self._backends.current or self._backends.get()).sessions
+        return widgets.bind(self, key, widget_key,
+                            None if sessions is None else sessions.persists)

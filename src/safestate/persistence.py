@@ -12,22 +12,34 @@ processes. With a store configured, ``shared`` lives wholly in the store.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import _compat, _events, identity
-from ._keys import DELETE
+from ._keys import DELETE, MISSING
 from ._locks import ScopeLock, Turn
 from ._record import SessionRecord
-from .errors import StoreUnavailable, UnreadableValueError, WriteInDoubt
+from .errors import (
+    StaleWriteError,
+    StoreUnavailable,
+    UnreadableValueError,
+    VersionConflict,
+    WriteInDoubt,
+)
+from .live import LiveUpdates
 from .serialization import Serializer
 from .storage import Change, LocalStorage, apply_changes
-from .stores.base import Snapshot, Store
+from .stores.base import Committed, Snapshot, Store
 
 #: Seconds between attempts to load a session's state from a failing store.
 LOAD_RETRY = 5.0
+#: How many times a transaction's commit tries again after other processes committed
+#: keys it did not read.
+COMMIT_ATTEMPTS = 50
 _log = _events.log
 
 
@@ -52,9 +64,6 @@ class PersistedSession:
     in_doubt: bool = False
     #: identity="user" fell back to this session alone, and the developer was told.
     warned_no_user: bool = False
-    #: The session's turn for read-modify-writes that read the store outside its lock.
-    turn: ScopeLock = field(default_factory=lambda: ScopeLock(
-        "turn", "this session's read-modify-writes"))
 
 
 @dataclass(slots=True, eq=False)
@@ -83,6 +92,7 @@ class Persistence:
         secret: bytes | None,
         query_param: str,
         ttl: float | None,
+        live: LiveUpdates | None = None,
     ) -> None:
         self.store = store
         self.serializer = serializer
@@ -91,8 +101,52 @@ class Persistence:
         self.secret = secret
         self.query_param = query_param
         self.ttl = ttl
-        #: The shared state's turn for read-modify-writes (see Turn).
-        self.shared_turn = ScopeLock("shared", "the shared state's read-modify-writes")
+        #: Reruns the sessions that read a key when it changes (None: nobody is rerun).
+        self.live = live
+        # The newest version of each namespace this process knows of: a session's cache
+        # older than that is stale and is read again on its next read. Writes here set
+        # it at once; the store reports other processes' commits (``_committed``).
+        self.latest: dict[str, int] = {}
+        #: Bumped when anything may have changed unseen (a drop, a listener's gap).
+        self.generation = 0
+        # One turn per namespace: the read-modify-writes of every session of an identity
+        # (tabs, threads) take turns in this process instead of conflicting in the store.
+        self._turns: weakref.WeakValueDictionary[str, ScopeLock] = (
+            weakref.WeakValueDictionary())
+        self._turns_lock = threading.Lock()
+        self._subscription = store.subscribe(self._committed)
+
+    def turn_of(self, namespace: str) -> ScopeLock:
+        """The turn of ``namespace``'s read-modify-writes in this process (see Turn)."""
+        with self._turns_lock:
+            turn = self._turns.get(namespace)
+            if turn is None:
+                turn = self._turns[namespace] = ScopeLock(
+                    "turn", "the read-modify-writes of one identity's state")
+            return turn
+
+    def wrote(self, namespace: str, version: int, keys: Iterable[str]) -> None:
+        """A commit from this process: other sessions' caches of ``namespace`` are stale now,
+        and the sessions that read ``keys`` rerun (not the writer)."""
+        if version > self.latest.get(namespace, 0):
+            self.latest[namespace] = version
+        if self.live is not None:
+            self.live.changed(namespace, keys)
+
+    def _committed(self, change: Committed) -> None:
+        """Another process committed (the store's listener thread): caches catch up on their
+        next read, and the sessions that read a changed key rerun."""
+        namespace = change.namespace
+        if namespace is None or change.keys is None:
+            self.generation += 1  # a drop, or messages missed: every cache reads again
+        if namespace is not None and change.version > self.latest.get(namespace, 0):
+            self.latest[namespace] = change.version
+        if self.live is not None:
+            self.live.changed(namespace, change.keys, by_caller=False)
+
+    def close(self) -> None:
+        """Stop hearing of other processes' commits (the settings are being replaced)."""
+        self._subscription.close()
 
     def session_view(self, record: SessionRecord, worker: bool = False) -> PersistentView:
         """The session's state with persistence, loaded for its identity.
@@ -223,7 +277,8 @@ class PersistentView:
     ``Persistence.session_view``; the shared state's view has no cache and reads the store.
     """
 
-    __slots__ = ("_cache", "_p", "_part", "load_error", "namespace")
+    __slots__ = ("_cache", "_p", "_part", "_turn", "generation", "load_error", "namespace",
+                 "version")
     #: Persisted keys are read with the store's version (a key kept in memory has none).
     versioned = True
 
@@ -233,8 +288,13 @@ class PersistentView:
         self.namespace = namespace
         self._cache = cache  # None: read everything from the store (shared)
         self._part = part  # the session's persistence bookkeeping, if a session's
+        self._turn = persistence.turn_of(namespace)  # kept: the registry holds it weakly
         #: Why the session's last load failed; persisted reads raise it until one succeeds.
         self.load_error: StoreUnavailable | None = None
+        #: The store's version the cache holds, and the persistence's generation it was read
+        #: in; older than the newest known, the cache is read again before a read.
+        self.version = 0
+        self.generation = persistence.generation
 
     @property
     def cache(self) -> LocalStorage:
@@ -263,12 +323,33 @@ class PersistentView:
                         del cache[key]
         for key, value in values.items():
             if self._p.persists(key):
-                cache[key] = value
+                # A widget drawn in this run keeps the value it shows (Streamlit refuses the
+                # write); the next run's read brings the new one.
+                with contextlib.suppress(Exception):
+                    cache[key] = value
+        self.version = snap.version
+
+    def _stale(self) -> bool:
+        """Whether another session or process committed since the cache was read."""
+        p = self._p
+        return self.version < p.latest.get(self.namespace, 0) or self.generation != p.generation
+
+    def catch_up(self) -> None:
+        """Read the namespace again if another session or process changed it since.
+
+        Raises StoreUnavailable (a stale value is never served as current).
+        """
+        if self._cache is not None and self._stale():
+            generation = self._p.generation  # before the load: a later change reads again
+            self.refresh(self._p.store.load(self.namespace), exact=True)
+            self.generation = generation
 
     def refresh_quietly(self) -> None:
         """refresh(), leaving the cache as it is if the store cannot be read now."""
         try:
+            generation = self._p.generation
             self.refresh(self._p.store.load(self.namespace))
+            self.generation = generation
             self.load_error = None
         except StoreUnavailable as exc:
             self.load_error = exc
@@ -292,10 +373,19 @@ class PersistentView:
 
     # -- Storage --------------------------------------------------------------------------------
     def __getitem__(self, key: str) -> Any:
+        p = self._p
         if self._cache is not None:
-            if self.load_error is not None and self._p.persists(key):
-                raise self.load_error
+            if p.persists(key):
+                if self.load_error is not None:
+                    raise self.load_error
+                if self.version < p.latest.get(self.namespace, 0) or (
+                        self.generation != p.generation):
+                    self.catch_up()
+                if p.live is not None:
+                    p.live.read(self.namespace, key)
             return self._cache[key]
+        if p.live is not None:
+            p.live.read(self.namespace, key)
         data = self._p.store.get(self.namespace, key)
         if data is None:
             raise KeyError(key)
@@ -315,12 +405,14 @@ class PersistentView:
     def user_keys(self) -> list[str]:
         """The keys set here, without decoding a value."""
         if self._cache is not None:
+            self.catch_up()
             return self._cache.user_keys()
         return list(self._p.store.load(self.namespace).values)
 
     def snapshot(self) -> dict[str, Any]:
         """Every key and value: the session's cache, or the shared state's store."""
         if self._cache is not None:
+            self.catch_up()
             return self._cache.snapshot()
         snap = self._p.store.load(self.namespace)
         return {k: self._p.serializer.loads(k, v) for k, v in snap.values.items()}
@@ -343,17 +435,22 @@ class PersistentView:
         dumps = self._p.serializer.dumps
         sets = {k: dumps(k, v) for k, v in changes if v is not DELETE and self.persisted(k)}
         deletes = [k for k, v in changes if v is DELETE and self.persisted(k)]
+        p = self._p
         if self._cache is None:
-            self._p.store.commit(self.namespace, sets, deletes,
-                                 expected_version=expected_version, ttl=self._p.ttl)
+            version = p.store.commit(self.namespace, sets, deletes,
+                                     expected_version=expected_version, ttl=p.ttl)
+            p.wrote(self.namespace, version, [*sets, *deletes])
             return
         # The cache first (Streamlit may refuse a key, e.g. a widget drawn this run), then
         # the store; if the store refuses, the cache is put back: raising changes nothing.
         undo = apply_changes(self._cache, changes)
         try:
             if sets or deletes:
-                self._p.store.commit(self.namespace, sets, deletes,
-                                     expected_version=expected_version, ttl=self._p.ttl)
+                version = p.store.commit(self.namespace, sets, deletes,
+                                         expected_version=expected_version, ttl=p.ttl)
+                if version == self.version + 1 and not self._stale():
+                    self.version = version  # nobody else committed in between: still current
+                p.wrote(self.namespace, version, [*sets, *deletes])
         except WriteInDoubt:
             undo()
             if self._part is not None:
@@ -365,6 +462,11 @@ class PersistentView:
         except BaseException:
             undo()
             raise
+
+    def noted(self, key: str) -> None:
+        """Note a read of ``key`` for live updates (a transaction's read)."""
+        if self._p.live is not None and self.persisted(key):
+            self._p.live.read(self.namespace, key)
 
     def transaction_reads(self) -> PersistedReads:
         """What a transaction reads: loaded from the store on its first read only."""
@@ -400,11 +502,11 @@ class PersistentView:
         data = snap.values.get(key)
         return (default if data is None else self._p.serializer.loads(key, data)), snap.version
 
-    def turn(self, key: str) -> Turn | None:
+    def turn(self, key: str | None) -> Turn | None:
         """The scope's turn for read-modify-writes of a stored key (they read outside its lock)."""
-        if not self.persisted(key):
+        if key is not None and not self.persisted(key):
             return None
-        return Turn(self._p.shared_turn if self._part is None else self._part.turn)
+        return Turn(self._turn)
 
 
 class PersistedReads(Mapping[str, Any]):
@@ -420,6 +522,8 @@ class PersistedReads(Mapping[str, Any]):
         self._values: dict[str, Any] | None = None
         self._unreadable: dict[str, UnreadableValueError] = {}
         self.version: int | None = None
+        # What the block read (key -> value, MISSING when unset); None: every key (iterated).
+        self._read: dict[str, Any] | None = {}
 
     def _loaded(self) -> dict[str, Any]:
         if self._values is None:
@@ -430,14 +534,39 @@ class PersistedReads(Mapping[str, Any]):
         values = self._loaded()
         if key in self._unreadable:  # a read must not take an unreadable value for unset
             raise self._unreadable[key]
+        if self._read is not None:
+            self._read[key] = values.get(key, MISSING)
+        self._view.noted(key)
         return values[key]
 
     def __iter__(self) -> Iterator[str]:
+        self._read = None
         return iter([*self._loaded(), *self._unreadable])
 
     def __len__(self) -> int:
+        self._read = None
         return len(self._loaded()) + len(self._unreadable)
 
     def commit(self, changes: list[Change]) -> None:
-        """Apply the transaction's changes, checking the version if anything was read."""
-        self._view.apply(changes, expected_version=self.version)
+        """Apply the transaction's changes, checking the version if anything was read.
+
+        When another process committed since the read, the changes still apply if every
+        value the block read is unchanged (they were computed from current values);
+        otherwise StaleWriteError, with nothing applied.
+        """
+        version = self.version
+        for _ in range(COMMIT_ATTEMPTS):
+            try:
+                self._view.apply(changes, expected_version=version)
+                return
+            except VersionConflict:
+                now, version = self._view.snapshot_versioned({})
+                read = self._read
+                if read is None:
+                    changed = sorted(k for k in {*now, *(self._values or {})}
+                                     if now.get(k, MISSING) != (self._values or {}).get(k, MISSING))
+                else:
+                    changed = [k for k, v in read.items() if now.get(k, MISSING) != v]
+                if changed:
+                    raise StaleWriteError(changed, "block") from None
+        raise VersionConflict(self._view.namespace, version or 0, -1)

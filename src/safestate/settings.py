@@ -10,7 +10,8 @@ from .errors import redact
 from .serialization import Format
 
 #: The settings ``configure()`` takes, in its order.
-NAMES = ("store", "identity", "ttl", "persist", "secret", "serializer", "query_param")
+NAMES = ("store", "identity", "ttl", "persist", "secret", "serializer", "query_param", "live",
+         "live_interval", "live_exclude")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,12 @@ class Settings:
     secret: bytes | None = field(default=None, repr=False)
     serializer: Format = "json"
     query_param: str = "ss"
+    #: Whether a change to a shared or persisted key reruns the sessions that read it.
+    live: bool = True
+    #: At most one such rerun per session per this many seconds.
+    live_interval: float = 0.25
+    #: Keys whose changes rerun nobody.
+    live_exclude: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         # The store URL may carry a password (redis://:pw@host, ?password=): masked. The
@@ -47,4 +54,4 @@ class Settings:
             ident = (getattr(ident, "__module__", ""), getattr(ident, "__qualname__", ""),
                      getattr(code, "co_code", None), getattr(code, "co_consts", None))
         return (self.store, ident, self.ttl, self.persist, self.secret, self.serializer,
-                self.query_param)
+                self.query_param, self.live, self.live_interval, self.live_exclude)

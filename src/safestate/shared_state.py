@@ -10,7 +10,8 @@ from ._backends import BackendSlot
 from ._keys import check_key
 from ._locks import ScopeLock
 from ._scope import Scope
-from .storage import DictStorage, Storage
+from .live import LiveUpdates
+from .storage import DictStorage, Storage, WatchedDict
 
 
 class SharedState(Scope):
@@ -22,13 +23,15 @@ class SharedState(Scope):
     """
 
     def __init__(self, backends: BackendSlot,
-                 on_first_use: Callable[[], None] | None = None) -> None:
+                 on_first_use: Callable[[], None] | None = None,
+                 live: LiveUpdates | None = None) -> None:
         self._backends = backends
         # Applies the deployment's settings (store, metrics port) once: an app may use
         # only `shared`, and it must get them too.
         self._on_first_use = on_first_use
         self._lock = ScopeLock("shared", "the shared state")
-        self._memory = DictStorage()
+        # With live updates, the sessions that read a key rerun when it changes.
+        self._memory = DictStorage() if live is None else WatchedDict(live, "shared")
 
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Storage]:
         first_use = self._on_first_use

@@ -14,10 +14,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import _compat
 from ._keys import DELETE
+
+if TYPE_CHECKING:
+    from .live import LiveUpdates
 
 Change = tuple[str, Any]
 
@@ -57,8 +60,9 @@ class Storage(Protocol):
     def read(self, key: str, default: Any) -> tuple[Any, int | None]:
         """``key``'s value (``default`` when unset) and the version read (None: unversioned)."""
 
-    def turn(self, key: str) -> AbstractContextManager[None] | None:
-        """The turn a read-modify-write of ``key`` reads in, outside the lock; None: under it."""
+    def turn(self, key: str | None) -> AbstractContextManager[None] | None:
+        """The turn a read-modify-write of ``key`` (None: of any key, as a transaction) reads
+        in, outside the lock; None: under it."""
 
     def transaction_reads(self) -> TransactionReads:
         """The mapping a transaction reads, whose ``commit`` applies its changes."""
@@ -150,7 +154,7 @@ class LocalStorage(Mapping[str, Any]):
         except KeyError:
             return default, None
 
-    def turn(self, key: str) -> AbstractContextManager[None] | None:
+    def turn(self, key: str | None) -> AbstractContextManager[None] | None:
         return None
 
     def transaction_reads(self) -> LocalStorage:
@@ -184,7 +188,7 @@ class DictStorage(dict[str, Any]):
     def read(self, key: str, default: Any) -> tuple[Any, int | None]:
         return self.get(key, default), None
 
-    def turn(self, key: str) -> AbstractContextManager[None] | None:
+    def turn(self, key: str | None) -> AbstractContextManager[None] | None:
         return None
 
     def transaction_reads(self) -> DictStorage:
@@ -198,3 +202,71 @@ class DictStorage(dict[str, Any]):
 
     def snapshot(self) -> dict[str, Any]:
         return dict(self)
+
+
+class WatchedDict(DictStorage):
+    """``DictStorage`` whose reads are noted and whose writes rerun the sessions that read
+    the key (``shared`` in memory, with live updates: see ``live.LiveUpdates``)."""
+
+    __slots__ = ("_live", "_scope")
+
+    def __init__(self, live: LiveUpdates, scope: str) -> None:
+        super().__init__()
+        self._live = live
+        self._scope = scope
+
+    def __getitem__(self, key: str) -> Any:
+        self._live.read(self._scope, key)
+        return dict.__getitem__(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._live.read(self._scope, key)
+        return dict.get(self, key, default)
+
+    def read(self, key: str, default: Any) -> tuple[Any, int | None]:
+        return dict.get(self, key, default), None  # a read-modify-write's: not noted
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        dict.__setitem__(self, key, value)
+        self._live.changed(self._scope, (key,))
+
+    def __delitem__(self, key: str) -> None:
+        dict.__delitem__(self, key)
+        self._live.changed(self._scope, (key,))
+
+    def apply(self, changes: Iterable[Change], expected_version: int | None = None) -> None:
+        changes = list(changes)
+        # The dict's own methods: one notice for the whole change, after it all applied.
+        apply_changes(_Plain(self), changes)
+        self._live.changed(self._scope, [k for k, _ in changes])
+
+    commit = apply
+
+    def clear(self) -> None:
+        keys = list(self)
+        dict.clear(self)
+        self._live.changed(self._scope, keys)
+
+
+class _Plain(MutableMapping[str, Any]):
+    """A ``WatchedDict`` seen through ``dict``'s own methods (no notice per key)."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self._d = d
+
+    def __getitem__(self, key: str) -> Any:
+        return dict.__getitem__(self._d, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        dict.__setitem__(self._d, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        dict.__delitem__(self._d, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return dict.__iter__(self._d)
+
+    def __len__(self) -> int:
+        return dict.__len__(self._d)

@@ -53,10 +53,11 @@ class SessionValidator:
         required: bool = True,
         scope: Literal["session", "app"] = "session",
         description: str = "",
+        teardown: Callable[[Any], None] | None = None,
     ) -> None:
         """Register what a page may need (see ``DependencyRegistry.register``); raises as it."""
         self.dependencies.register(name, factory, health_check=health_check, required=required,
-                                   scope=scope, description=description)
+                                   scope=scope, description=description, teardown=teardown)
 
     def get_dependency(self, name: str, validate: bool = True) -> Any:
         """The dependency, built on first use; health-checked when ``validate``.

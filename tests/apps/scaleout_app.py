@@ -7,7 +7,9 @@ Query parameters:
   key=K               the shared key to work on (default "hits")
   set=JSON            write json.loads(JSON) to K through shared.safe_set
   hammer=N            4 threads each do N shared.increment(K), joined with a deadline
-Always drawn: STORE, PID and VALUE (K's value as JSON, read after any work above).
+  c=ID                the click's id: its actions run once, even when the session reruns by
+                      itself with the same query string (a live update from the other process)
+Always drawn: CLICK, STORE, PID and VALUE (K's value as JSON, read after any work above).
 """
 
 import json
@@ -24,8 +26,13 @@ JOIN_SECONDS = 45.0  # the whole hammer must finish within this, or it reports A
 
 safestate.configure()  # store and the rest from the environment (SAFESTATE_STORE)
 
-q = st.query_params
+q = dict(st.query_params)
 key = q.get("key", "hits")
+done = st.session_state.setdefault("clicks", set())
+if q.get("c") in done:  # this click's actions ran already: draw only
+    q = {k: v for k, v in q.items() if k in ("c", "key")}
+done.add(q.get("c"))
+st.markdown(f"CLICK={q.get('c')}")
 
 if "set" in q:
     safestate.shared.safe_set(key, json.loads(q["set"]))
@@ -54,13 +61,18 @@ if "hammer" in q:
     for t in threads:
         t.join(max(0.0, deadline - time.monotonic()))
     finished = time.time()
-    st.markdown(f"DONE={sum(done)}")
-    st.markdown(f"ALIVE={sum(t.is_alive() for t in threads)}")
-    st.markdown(f"ERRORS={json.dumps(errors)}")
-    st.markdown(f"SPAN={started:.6f},{finished:.6f}")
-    # Threads of this process take turns on shared's lock, so this count is exact enough:
-    # 2 per increment (load + commit) plus 2 per retry after another process won the race.
-    st.markdown(f"TRIPS={store.round_trips - trips_before}")
+    # Kept, and drawn on every run: a live rerun right after this run may replace its
+    # messages before they reach the client (Streamlit drops a run's unsent messages).
+    st.session_state["hammer"] = {
+        "DONE": str(sum(done)), "ALIVE": str(sum(t.is_alive() for t in threads)),
+        "ERRORS": json.dumps(errors), "SPAN": f"{started:.6f},{finished:.6f}",
+        # Threads of this process take turns on shared's lock, so this count is exact
+        # enough: 2 per increment (load + commit) plus 2 per retry after another process
+        # won the race.
+        "TRIPS": str(store.round_trips - trips_before),
+    }
+for name, text in st.session_state.get("hammer", {}).items():
+    st.markdown(f"{name}={text}")
 
 settings = safestate.current_app().configuration.settings
 st.markdown(f"STORE={settings.store if settings else None}")

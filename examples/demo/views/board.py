@@ -11,7 +11,8 @@ left, right = st.columns(2)
 with left:
     if st.button("Click the shared counter", key="board_click", type="primary"):
         safestate.shared.increment("board_total")
-        s.board_clicks += 1
+        with s.edit() as e:  # read and write under the lock: no lost click
+            e.board_clicks += 1
     st.markdown(f"<span class='ss-note'>Your clicks on the board: "
                 f"<b id='my-board-clicks'>{s.board_clicks}</b></span>", unsafe_allow_html=True)
     with st.form("post", clear_on_submit=True):
@@ -22,7 +23,9 @@ with left:
                                     lambda msgs: [*msgs, f"{author}: {text.strip()}"][-10:], [])
 
 
-@st.fragment(run_every=1.0)
+# No polling: a fragment that reads shared keys reruns by itself when someone changes
+# them (safestate's live updates), and only this fragment reruns.
+@st.fragment
 def board() -> None:
     st.metric("Shared counter", safestate.shared.safe_get("board_total", 0))
     messages = safestate.shared.safe_get("board_messages", [])

@@ -15,9 +15,13 @@ s = state()
 left, right = st.columns(2)
 with left:
     st.subheader("Just you")
-    st.text_input("Your nickname", key="nickname", placeholder="e.g. Ada")
+    # Bound, not key="nickname": Streamlit deletes a widget's key on pages that do not draw
+    # the widget; bind() keeps the value under the typed key and gives the widget its own.
+    st.text_input("Your nickname", placeholder="e.g. Ada",
+                  **safestate.session_manager.bind("nickname"))
     if st.button("Add 1 to my counter", key="my_counter"):
-        s.my_clicks += 1
+        with s.edit() as e:  # read and write under the lock: no lost click
+            e.my_clicks += 1
     st.metric("My clicks", s.my_clicks)
     st.markdown(safestate.session_validator.get_caso_uso_maestro().greet(s.nickname))
 with right:

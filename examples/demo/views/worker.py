@@ -37,7 +37,8 @@ with st.container(horizontal=True):
         else:
             st.toast("The worker is already running.")
     if st.button("Click me meanwhile", key="meanwhile", icon=":material/touch_app:"):
-        s.my_clicks += 1
+        with s.edit() as e:  # read and write under the lock: no lost click
+            e.my_clicks += 1
 st.metric("My clicks", s.my_clicks, width=240)
 
 

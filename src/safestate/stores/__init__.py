@@ -1,6 +1,7 @@
 """Stores for persisted state, chosen by URL: memory://, sqlite:///file.db, redis://host/0.
 
 A new store is one module with a ``Store`` subclass and one line in ``_OPENERS``.
+``Store.subscribe`` reports other writers' commits as ``Committed`` changes.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from ..errors import StoreURLError
-from .base import Snapshot, Store
+from .base import Committed, Snapshot, Store, Subscription
 
 
 def _memory() -> Callable[[str], Store]:
@@ -54,4 +55,4 @@ def open_store(url: str) -> Store:
     return opener()(url)
 
 
-__all__ = ["Snapshot", "Store", "open_store"]
+__all__ = ["Committed", "Snapshot", "Store", "Subscription", "open_store"]

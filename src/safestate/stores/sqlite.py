@@ -11,21 +11,41 @@ the calls that need it, not ``configure()``. If the file at the path is removed 
 replaced while the app runs, the next call notices (one ``stat`` per round trip),
 retires the connections to the old file and opens the file now at the path; a write
 that went into the old file is refused, never acknowledged.
+
+Every commit, drop and expiry swept also appends a row to a change log (namespace,
+version, key names, the writing Store object's id) in its own transaction. A store
+with subscribers polls the log from a thread of its own every ``?poll=`` seconds (0.1
+by default), reading it only when ``PRAGMA data_version`` says another connection
+wrote. Writers prune the log now and then: the last LOG_ROWS rows, and any younger
+than LOG_SECONDS, are kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
+import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from .. import _events
 from ..errors import StoreUnavailable, StoreURLError, VersionConflict
-from .base import Snapshot, Store, next_version
+from .base import (
+    EVERYTHING,
+    Callback,
+    Committed,
+    FaultLog,
+    Listener,
+    Snapshot,
+    Store,
+    Subscription,
+    next_version,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS safestate_namespaces (
@@ -34,7 +54,25 @@ CREATE TABLE IF NOT EXISTS safestate_namespaces (
 CREATE TABLE IF NOT EXISTS safestate_items (
     ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ns, key)
 );
+CREATE TABLE IF NOT EXISTS safestate_changes (
+    seq INTEGER PRIMARY KEY, ns TEXT NOT NULL, version INTEGER NOT NULL,
+    keys TEXT, origin TEXT NOT NULL, at REAL NOT NULL
+);
 """
+# A row's seq is the largest so far plus one (pruning never removes the newest rows, so
+# none is used twice): commits, one at a time, take them in order with no holes (a
+# rolled-back insert gives its seq back), so a poller that finds a hole after the last seq
+# it read knows rows were pruned unread. (Not AUTOINCREMENT: its counter costs a commit
+# another page write, half the cost of the log.)
+
+#: Seconds between two looks at the change log, unless the URL says ``?poll=``.
+POLL = 0.1
+#: Rows of the change log always kept, and the age (seconds) under which a row is kept.
+LOG_ROWS, LOG_SECONDS = 10_000, 60.0
+#: The log is pruned by the commit that writes every PRUNE_EVERY-th row.
+PRUNE_EVERY = 1_000
+#: Seconds the poller waits after its first failure; doubling, at most RETRY_MAX.
+RETRY_MAX = 2.0
 
 _FileId = tuple[int, int]  # (st_dev, st_ino): which file a path names
 
@@ -69,6 +107,14 @@ class SQLiteStore(Store):
             raise StoreURLError(url, "an in-memory SQLite database is per connection, so the "
                                 "pooled connections would not share it; use memory:// for "
                                 "state kept in this process")
+        raw_poll = dict(parse_qsl(parts.query, keep_blank_values=True)).get("poll")
+        try:
+            self.poll = POLL if raw_poll is None else float(raw_poll)
+        except ValueError:
+            self.poll = math.nan
+        if not (math.isfinite(self.poll) and self.poll > 0):
+            raise StoreURLError(url, f"poll={raw_poll!r} is no positive number of seconds; "
+                                "write e.g. ?poll=0.1")
         self.url = url
         self.path = path
         self._uri = ("file://" if path.startswith("/") else "file:") + quote(path)
@@ -84,6 +130,9 @@ class SQLiteStore(Store):
         self._in_use = 0  # connections of the current generation in a round trip
         self._retired_in_use = 0  # connections of older generations still in one
         self._reopening = False
+        self._origin = secrets.token_hex(8)  # tells this object's own log rows from others'
+        self._listener = Listener(self, self._watch)
+        self._listen_faults = FaultLog()  # the poller's own: its retries are not calls' faults
 
     def _checkout(self, writing: bool) -> tuple[int, _FileId, sqlite3.Connection | None]:
         """The current generation, its file, and an idle connection to it (None: open one).
@@ -281,6 +330,7 @@ class SQLiteStore(Store):
         ttl: float | None = None,
     ) -> int:
         now = time.time()
+        deletes = list(deletes)  # read twice: to delete, and to log
         with self._transaction() as db:
             row = db.execute(
                 "SELECT version, expires_at FROM safestate_namespaces WHERE ns = ?",
@@ -306,6 +356,9 @@ class SQLiteStore(Store):
                 "expires_at = excluded.expires_at",
                 (namespace, new_version, None if ttl is None else now + ttl),
             )
+            # A namespace that starts afresh (new, or expired unheard) changed every key.
+            keys = None if not version else json.dumps(list(dict.fromkeys([*sets, *deletes])))
+            self._log(db, namespace, new_version, keys, now)
         return new_version
 
     def drop(self, namespace: str) -> bool:
@@ -313,6 +366,8 @@ class SQLiteStore(Store):
             db.execute("DELETE FROM safestate_items WHERE ns = ?", (namespace,))
             gone = db.execute("DELETE FROM safestate_namespaces WHERE ns = ?",
                               (namespace,)).rowcount
+            if gone:
+                self._log(db, namespace, 0, None, time.time())
         return bool(gone)
 
     def cleanup(self) -> int:
@@ -323,8 +378,116 @@ class SQLiteStore(Store):
             db.executemany("DELETE FROM safestate_items WHERE ns = ?", [(n,) for n in expired])
             db.executemany("DELETE FROM safestate_namespaces WHERE ns = ?",
                            [(n,) for n in expired])
+            now = time.time()
+            for namespace in expired:
+                self._log(db, namespace, 0, None, now)
         return len(expired)
 
+    def _log(self, db: sqlite3.Connection, namespace: str, version: int, keys: str | None,
+             now: float) -> None:
+        """Append a change to the log, in the caller's transaction; now and then prune it."""
+        seq = db.execute(
+            "INSERT INTO safestate_changes (ns, version, keys, origin, at) VALUES (?, ?, ?, ?, ?)",
+            (namespace, version, keys, self._origin, now),
+        ).lastrowid
+        if seq is not None and seq % PRUNE_EVERY == 0:
+            db.execute("DELETE FROM safestate_changes WHERE seq <= ? AND at < ?",
+                       (seq - LOG_ROWS, now - LOG_SECONDS))
+
+    def subscribe(self, callback: Callback) -> Subscription:
+        return self._listener.subscribe(callback)
+
+    def _watch(self, stop: threading.Event) -> None:
+        """The poller thread: every ``poll`` seconds, other writers' new log rows to the
+        callbacks, until ``stop``. On a failure it tries again after a pause that doubles up
+        to RETRY_MAX, then reads on from the last row it read, so nothing is lost; only
+        another file at the path (its log is another) is reported as a gap."""
+        db: sqlite3.Connection | None = None
+        file: _FileId | None = None  # the file whose log ``last`` counts in
+        last = 0  # the seq of the last row read
+        seen: int | None = None  # the data_version when the log was last read
+        pause = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    if db is None or _file_id(self.path, file) != file:
+                        if db is not None:
+                            db.close()
+                            db = None
+                        db, opened = self._watcher()
+                        gap = file is not None and opened != file
+                        if opened != file:  # the first file, or another: its log from now on
+                            file, last = opened, self._log_top(db)
+                        seen = None
+                        self._listen_faults.recovered(self)
+                        self._listener.listening(gap)
+                    version = db.execute("PRAGMA data_version").fetchone()[0]
+                    if version != seen:  # another connection committed: read what it logged
+                        last = self._read_log(db, last)
+                        seen = version
+                    pause = 0.0
+                    stop.wait(self.poll)
+                except (sqlite3.Error, StoreUnavailable) as exc:
+                    if db is not None:
+                        db.close()
+                        db = None
+                    # Until a first file was read, where its log stood is unknown.
+                    self._listener.interrupted(lost=file is None)
+                    self._listen_faults.failed("listen", exc if isinstance(
+                        exc, StoreUnavailable) else self._unavailable(exc, file, False))
+                    pause = min(RETRY_MAX, max(self.poll, pause * 2))
+                    stop.wait(pause)
+        finally:
+            if db is not None:
+                db.close()
+
+    def _watcher(self) -> tuple[sqlite3.Connection, _FileId]:
+        """A connection of the poller's own (``data_version`` counts other connections'
+        commits only), to the file at the path, made by the pool first if need be.
+
+        Raises sqlite3.Error, StoreUnavailable.
+        """
+        generation, file, db = self._checkout(False)
+        self._checkin(generation, db)
+        return self._connect(file), file
+
+    @staticmethod
+    def _log_top(db: sqlite3.Connection) -> int:
+        """The last seq the log gave out (0: none). Raises sqlite3.Error."""
+        return int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM safestate_changes").fetchone()[0])
+
+    def _read_log(self, db: sqlite3.Connection, last: int) -> int:
+        """Call back with the log's rows after ``last`` written by others; the last seq now.
+
+        Raises sqlite3.Error.
+        """
+        rows = db.execute(
+            "SELECT seq, ns, version, keys, origin FROM safestate_changes WHERE seq > ? "
+            "ORDER BY seq", (last,)).fetchall()
+        if not rows:
+            top = self._log_top(db)
+            if top != last:  # the log started again (another database at the path), or
+                self._listener.notify(EVERYTHING)  # its rows were deleted unread
+            return top
+        if rows[0][0] != last + 1:  # rows pruned before they were read
+            self._listener.notify(EVERYTHING)
+        for _, namespace, version, keys, origin in rows:
+            if origin != self._origin:
+                self._listener.notify(Committed(namespace, version, _keys(keys)))
+        return int(rows[-1][0])
+
     def close(self) -> None:
+        self._listener.close()
         with self._lock:
             self._retire()
+
+
+def _keys(logged: str | None) -> tuple[str, ...] | None:
+    """The key names a log row holds; None (every key) if it holds none, or no list."""
+    if logged is None:
+        return None
+    try:
+        keys = json.loads(logged)
+    except ValueError:
+        return None
+    return tuple(str(k) for k in keys) if isinstance(keys, list) else None

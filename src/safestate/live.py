@@ -1,0 +1,252 @@
+"""Live updates: a session that read a key reruns when someone else changes that key.
+
+Reads of ``shared`` keys and of a session's persisted keys are noted per session
+(``read``), with the fragment they ran in. A change (``changed``: a write in this
+process, or a commit another replica made, reported by the store) reruns exactly the
+sessions that read a changed key in their last run; never the writer itself. Reruns
+are coalesced: at most one per session per ``interval`` (0.25 s by default), and none
+while the session is running a script (a click's run must not be cut short, and it may
+read the new value anyway). Where every read of the changed keys happened inside one
+fragment, only that fragment reruns. One thread per app sends the reruns, so a writer
+never waits for other sessions. While a session's keys keep changing, the gap between
+its reruns doubles up to one second (``SUSTAINED``): a key that changes all the time
+costs its readers no more than polling it every second would; a quiet spell resets it.
+
+Only reads that show a value count (``safe_get``, a transaction's reads, typed
+attributes): the read inside ``mutate``/``increment`` does not. And a run that a live
+update started changes nobody else's screen: its writes are echoes (a page that
+increments a shared counter on every run would otherwise rerun every reader, who would
+increment it, forever). The next run the user starts writes as usual.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from time import monotonic
+
+from . import _compat, _events
+
+#: Seconds: at most one rerun of a session per interval (configure(live_interval=...)).
+INTERVAL = 0.25
+#: Seconds: the longest gap between two reruns of a session while its keys keep changing.
+SUSTAINED = 1.0
+#: Seconds between two looks at a session whose script is running, before its rerun.
+RUNNING_RECHECK = 0.05
+#: A rerun of the whole page (not of one fragment).
+WHOLE: str = ""
+
+
+@dataclass(slots=True, eq=False)
+class _Reads:
+    """What one session read in its last run: (scope, key) -> fragment ids ("" for the body)."""
+
+    #: The full run the reads are of.
+    full_run: object = None
+    #: The last run (full or fragment) seen on the script's thread, and whether a live
+    #: update started it.
+    run: object = None
+    echo: bool = False
+    keys: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+
+
+class LiveUpdates:
+    """Which session read which key, and the thread that reruns them when a key changes."""
+
+    def __init__(
+        self, *,
+        rerun: Callable[[str, str | None, Callable[[], None]], bool] = _compat.request_rerun,
+        running: Callable[[str], bool] = _compat.session_running,
+        point: Callable[[], tuple[str, object | None, bool, str | None] | None] = (
+            _compat.watch_point),
+    ) -> None:
+        self._rerun = rerun
+        self._running = running
+        self._point = point
+        #: Whether changes rerun readers at all (configure(live=False) turns it off).
+        self.enabled = True
+        self.interval = INTERVAL
+        #: Keys whose changes rerun nobody (configure(live_exclude=[...])).
+        self.exclude: frozenset[str] = frozenset()
+        self._reads: dict[str, _Reads] = {}
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: dict[str, str] = {}  # session id -> fragment id, or WHOLE
+        self._last: dict[str, tuple[float, float]] = {}  # session -> (last rerun, gap)
+        self._sent: set[str] = set()  # rerun, and that run not seen yet
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        #: Reruns requested so far (for tests and benchmarks).
+        self.reruns = 0
+
+    def configure(self, enabled: bool, interval: float, exclude: Iterable[str]) -> None:
+        """Apply the settings in force (``configure(live=, live_interval=, live_exclude=)``)."""
+        self.enabled = enabled
+        self.interval = interval
+        self.exclude = frozenset(exclude)
+        if not enabled:
+            self._reads.clear()
+
+    # -- the read side: on every read of a watched key, cheap ----------------------------------
+    def read(self, scope: str, key: str) -> None:
+        """Note that the calling session's run read ``key`` of ``scope`` (no-op off a run)."""
+        if not self.enabled or key in self.exclude:
+            return
+        point = self._point()
+        if point is None:
+            return
+        session_id, run, full, fragment = point
+        reads = self._reads.get(session_id)
+        if reads is None:
+            reads = self._reads.setdefault(session_id, _Reads())
+        if run is not None and reads.run is not run:
+            self._new_run(session_id, reads, run)
+        if full and run is not None and reads.full_run is not run:
+            # A new full run reads everything it shows anew: earlier reads no longer count.
+            reads.full_run = run
+            reads.keys = {}
+        found = reads.keys.get((scope, key))
+        if found is None:
+            reads.keys[(scope, key)] = {fragment or WHOLE}
+        else:
+            found.add(fragment or WHOLE)
+
+    def _new_run(self, session_id: str, reads: _Reads, run: object) -> None:
+        """A session's new run, on its script thread: did a live update start it?"""
+        reads.run = run
+        reads.echo = session_id in self._sent
+        self._sent.discard(session_id)
+
+    def forget(self, session_id: str) -> None:
+        """Drop an ended session's reads."""
+        self._reads.pop(session_id, None)
+        with self._cond:
+            self._pending.pop(session_id, None)
+            self._last.pop(session_id, None)
+
+    # -- the write side -------------------------------------------------------------------------
+    def changed(self, scope: str | None, keys: Iterable[str] | None, *,
+                by_caller: bool = True) -> int:
+        """Rerun the sessions that read one of ``keys`` of ``scope``; return how many.
+
+        ``keys`` None: any key of ``scope``; ``scope`` None: anything (a store's listener
+        missed messages). ``by_caller``: the calling session made the change, so it is
+        not rerun (a worker thread, or a commit from another replica, has no session).
+        """
+        if not self.enabled or not self._reads:
+            return 0
+        wanted = None if keys is None else {k for k in keys if k not in self.exclude}
+        if wanted is not None and not wanted:
+            return 0
+        writer = None
+        if by_caller:
+            point = self._point()
+            if point is not None:
+                writer, run = point[0], point[1]
+                reads = self._reads.get(writer)
+                if reads is None:
+                    reads = self._reads.setdefault(writer, _Reads())
+                if run is not None and reads.run is not run:
+                    self._new_run(writer, reads, run)
+                if run is not None and reads.echo:
+                    return 0  # a write in a run a live update started: an echo
+        targets: dict[str, str] = {}
+        for session_id, reads in list(self._reads.items()):
+            if session_id == writer:
+                continue
+            fragments: set[str] = set()
+            for (read_scope, key), where in list(reads.keys.items()):
+                if (scope is None or read_scope == scope) and (wanted is None or key in wanted):
+                    fragments |= where
+            if fragments:
+                targets[session_id] = next(iter(fragments)) if len(fragments) == 1 else WHOLE
+        if targets:
+            self._schedule(targets)
+        return len(targets)
+
+    def _schedule(self, targets: dict[str, str]) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            for session_id, fragment in targets.items():
+                known = self._pending.get(session_id)
+                # Two different fragments, or a fragment and the body: the whole page.
+                self._pending[session_id] = (fragment if known is None or known == fragment
+                                             else WHOLE)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="safestate-live",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        """Send due reruns; wait for the next one due, or for news."""
+        while True:
+            due: list[tuple[str, str]] = []
+            with self._cond:
+                if self._closed:
+                    return
+                now = monotonic()
+                wait = math.inf
+                for session_id, fragment in list(self._pending.items()):
+                    last, gap = self._last.get(session_id, (-math.inf, self.interval))
+                    at = last + gap
+                    if at > now:
+                        wait = min(wait, at - now)
+                    elif self._running(session_id):
+                        wait = min(wait, RUNNING_RECHECK)
+                    else:
+                        del self._pending[session_id]
+                        # Changes that keep coming (the last rerun was due within two gaps)
+                        # double the gap, up to SUSTAINED: a busy key then costs a reader
+                        # no more than polling it once a second would. A quiet spell resets.
+                        busy = now - last < 2 * gap
+                        gap = min(2 * gap, max(SUSTAINED, self.interval)) if busy else (
+                            self.interval)
+                        self._last[session_id] = (now, gap)
+                        due.append((session_id, fragment))
+                if not due:
+                    self._cond.wait(None if wait == math.inf else wait)
+                    continue
+            for session_id, fragment in due:
+                try:
+                    sent = self._rerun(session_id, fragment or None,
+                                       functools.partial(self._busy, session_id, fragment))
+                except Exception:  # one session's failure must not stop the others' reruns
+                    _events.log.exception("safestate: a live rerun of session %s failed",
+                                          _events.session_label(session_id))
+                    sent = True
+                if sent:
+                    self.reruns += 1
+                    self._sent.add(session_id)
+                else:  # the session is gone
+                    self.forget(session_id)
+
+    def _busy(self, session_id: str, fragment: str) -> None:
+        """A run started before the rerun was made (a click): rerun after it instead."""
+        self._sent.discard(session_id)
+        self._schedule({session_id: fragment})
+
+    def prune(self, ended: Callable[[str], bool]) -> int:
+        """Forget the sessions ``ended`` says are over (the sweeper's round); return how many."""
+        gone = [sid for sid in list(self._reads) if ended(sid)]
+        for sid in gone:
+            self.forget(sid)
+            self._sent.discard(sid)
+        return len(gone)
+
+    def watching(self, session_id: str) -> list[tuple[str, str]]:
+        """The (scope, key) pairs a session's last run read (for tests and the health page)."""
+        reads = self._reads.get(session_id)
+        return [] if reads is None else sorted(reads.keys)
+
+    def close(self) -> None:
+        """Stop the rerun thread (an app being replaced, as in tests)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)

@@ -1,0 +1,44 @@
+"""Served by `streamlit run` in tests/test_docs.py: the README's read-and-write lines, run
+from two sessions of one identity at once, each with 4 parallel fragments.
+
+The lines come from $EXAMPLES (a Python file the test writes, one function per example,
+each function body the README's lines verbatim). Settings come from the environment
+(SAFESTATE_STORE, SAFESTATE_IDENTITY=browser, SAFESTATE_SECRET, SAFESTATE_PERSIST).
+
+Query parameters:
+  ex=NAME   the example;  n=N   run it N times per fragment (4 fragments at once);
+  c=ID      the click's id: it runs once even if the session reruns by itself.
+Draws CLICK, TOKEN, and RESULT: the example's `result_<NAME>()` as JSON (a click without
+n= reads it once the fragments are done).
+"""
+
+import json
+import os
+import runpy
+
+import streamlit as st
+
+import safestate
+
+safestate.configure()
+# A page's first safestate call, in the page body: it works out the identity (?ss=) on the
+# script's thread, before any fragment thread reads or writes the identity's keys.
+safestate.safe_get("step")
+examples = runpy.run_path(os.environ["EXAMPLES"])
+q = dict(st.query_params)
+done = st.session_state.setdefault("clicks", set())
+if "n" in q and q.get("c") not in done:
+    done.add(q.get("c"))
+    example = examples[q["ex"]]
+    n = int(q.get("n", "1"))
+
+    def body() -> None:
+        for i in range(n):
+            example(i)
+
+    for _ in range(4):
+        st.fragment(parallel=True)(body)()
+st.markdown(f"CLICK={q.get('c')}")
+st.markdown(f"TOKEN={st.query_params.get('ss')}")
+if "ex" in q:
+    st.markdown(f"RESULT={json.dumps(examples['result_' + q['ex']](), default=list)}")
