@@ -241,6 +241,18 @@ def test_a_commit_is_heard_by_the_other_store_object_not_its_own(
     assert heard_b.changes[2:] == [Committed("s", v4, ("d",))]  # nor of B's own
 
 
+def test_an_echo_is_heard_as_one(two: tuple[Store, Store]) -> None:
+    # A write made by a run a live update started: the other replica must not rerun its
+    # readers for it, or two replicas would rerun each other forever.
+    a, b = two
+    heard = Heard()
+    b.subscribe(heard)
+    v1 = a.commit("s", {"a": b"1"})
+    v2 = a.commit("s", {"a": b"2"}, echo=True)
+    heard.wait(Committed("s", v2, ("a",), echo=True))
+    assert heard.changes == [Committed("s", v1, None), Committed("s", v2, ("a",), echo=True)]
+
+
 def test_a_drop_is_heard_with_every_key(two: tuple[Store, Store]) -> None:
     a, b = two
     heard = Heard()

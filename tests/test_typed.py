@@ -160,3 +160,28 @@ def test_edit_writes_nothing_when_the_block_raises() -> None:
     at = run(app)
     assert at.session_state["r"] == (1, "")
     assert "qty" in at.session_state["invalid"]
+
+
+def test_a_value_the_store_gives_back_in_another_form_is_not_a_stale_read() -> None:
+    def app() -> None:
+        import datetime
+
+        import streamlit as st
+        from pydantic import BaseModel
+
+        import safestate as ss
+
+        class Loose(BaseModel):
+            prefs: dict = {}  # type: ignore[type-arg]
+            pairs: list = []  # type: ignore[type-arg]
+
+        ss.configure(store="memory://", identity=lambda: "loose", persist="schema")
+        state = ss.typed(Loose)
+        done = []
+        for n in range(3):  # the store keeps JSON: a date as a str, a tuple as a list
+            state.prefs = state.prefs | {f"seen{n}": datetime.date(2026, 1, n + 1)}
+            state.pairs += [(n, n)]
+            done.append(n)
+        st.session_state["done"] = (done, len(state.prefs), len(state.pairs))
+
+    assert run(app).session_state["done"] == ([0, 1, 2], 3, 3)

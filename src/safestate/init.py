@@ -152,6 +152,15 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
+def _same_stored(field: DeclaredKey, a: Any, b: Any) -> bool:
+    """Whether two values are stored alike (their JSON form under the key's type)."""
+    try:
+        return bool(field.adapter.dump_python(a, mode="json")
+                    == field.adapter.dump_python(b, mode="json"))
+    except Exception:  # a value with no JSON form (pickle): the plain comparison stands
+        return False
+
+
 class TypedState(Generic[M]):
     """Attribute access to a session's declared keys; ``typed()`` returns one typed as the model.
 
@@ -217,11 +226,14 @@ class TypedState(Generic[M]):
             self._scope.safe_set(name, value)  # validated by the scope's schema hook
             return
 
+        field = self._field(name)
+
         def unless_changed(current: Any) -> Any:
             # The value may come from that read (state.step += 1): if another writer got
             # in between, writing it would undo their change. Equal values are fine: the
-            # result is what it would have been.
-            if not _same(current, read):
+            # result is what it would have been. A store gives back what JSON keeps (a
+            # tuple as a list): compared as stored too.
+            if not (_same(current, read) or _same_stored(field, current, read)):
                 raise StaleWriteError([name])
             return value
 

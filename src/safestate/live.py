@@ -34,6 +34,9 @@ from . import _compat, _events
 INTERVAL = 0.25
 #: Seconds: the longest gap between two reruns of a session while its keys keep changing.
 SUSTAINED = 1.0
+#: Seconds: a session's first run that starts this soon after a live rerun was sent to it
+#: is that rerun (an echo: its writes rerun nobody).
+ECHO_WINDOW = 2.0
 #: Seconds between two looks at a session whose script is running, before its rerun.
 RUNNING_RECHECK = 0.05
 #: A rerun of the whole page (not of one fragment).
@@ -75,7 +78,7 @@ class LiveUpdates:
         self._cond = threading.Condition(threading.Lock())
         self._pending: dict[str, str] = {}  # session id -> fragment id, or WHOLE
         self._last: dict[str, tuple[float, float]] = {}  # session -> (last rerun, gap)
-        self._sent: set[str] = set()  # rerun, and that run not seen yet
+        self._sent: dict[str, float] = {}  # rerun at (monotonic), and that run not seen yet
         self._thread: threading.Thread | None = None
         self._closed = False
         #: Reruns requested so far (for tests and benchmarks).
@@ -88,6 +91,7 @@ class LiveUpdates:
         self.exclude = frozenset(exclude)
         if not enabled:
             self._reads.clear()
+            self._sent.clear()
 
     # -- the read side: on every read of a watched key, cheap ----------------------------------
     def read(self, scope: str, key: str) -> None:
@@ -114,14 +118,32 @@ class LiveUpdates:
             found.add(fragment or WHOLE)
 
     def _new_run(self, session_id: str, reads: _Reads, run: object) -> None:
-        """A session's new run, on its script thread: did a live update start it?"""
+        """A session's new run, on its script thread: did a live update start it?
+
+        The first run after a live rerun was sent, if it starts within ``ECHO_WINDOW``: a
+        rerun starts within milliseconds, and a click seconds later is the user's own.
+        """
         reads.run = run
-        reads.echo = session_id in self._sent
-        self._sent.discard(session_id)
+        sent = self._sent.pop(session_id, None)
+        reads.echo = sent is not None and monotonic() - sent < ECHO_WINDOW
+
+    def echo_now(self) -> bool:
+        """Whether the calling run was started by a live update (a write in it is an echo)."""
+        point = self._point()
+        if point is None or point[1] is None:
+            return False
+        session_id, run = point[0], point[1]
+        reads = self._reads.get(session_id)
+        if reads is None:
+            reads = self._reads.setdefault(session_id, _Reads())
+        if reads.run is not run:
+            self._new_run(session_id, reads, run)
+        return reads.echo
 
     def forget(self, session_id: str) -> None:
         """Drop an ended session's reads."""
         self._reads.pop(session_id, None)
+        self._sent.pop(session_id, None)
         with self._cond:
             self._pending.pop(session_id, None)
             self._last.pop(session_id, None)
@@ -211,6 +233,9 @@ class LiveUpdates:
                     self._cond.wait(None if wait == math.inf else wait)
                     continue
             for session_id, fragment in due:
+                # Before the request: the rerun may start (and read) at once.
+                self._sent[session_id] = monotonic()
+                self._rerunning(session_id, fragment)
                 try:
                     sent = self._rerun(session_id, fragment or None,
                                        functools.partial(self._busy, session_id, fragment))
@@ -220,13 +245,27 @@ class LiveUpdates:
                     sent = True
                 if sent:
                     self.reruns += 1
-                    self._sent.add(session_id)
                 else:  # the session is gone
                     self.forget(session_id)
 
+    def _rerunning(self, session_id: str, fragment: str) -> None:
+        """A rerun is on its way: what it reads will be noted anew (a page that no longer
+        reads a key, after a page switch, is not rerun for it again)."""
+        reads = self._reads.get(session_id)
+        if reads is None:
+            return
+        if fragment == WHOLE:
+            reads.keys = {}
+            reads.full_run = None
+            return
+        for key, where in list(reads.keys.items()):
+            where.discard(fragment)
+            if not where:
+                reads.keys.pop(key, None)
+
     def _busy(self, session_id: str, fragment: str) -> None:
         """A run started before the rerun was made (a click): rerun after it instead."""
-        self._sent.discard(session_id)
+        self._sent.pop(session_id, None)
         self._schedule({session_id: fragment})
 
     def prune(self, ended: Callable[[str], bool]) -> int:
@@ -234,7 +273,7 @@ class LiveUpdates:
         gone = [sid for sid in list(self._reads) if ended(sid)]
         for sid in gone:
             self.forget(sid)
-            self._sent.discard(sid)
+            self._sent.pop(sid, None)
         return len(gone)
 
     def watching(self, session_id: str) -> list[tuple[str, str]]:

@@ -125,11 +125,19 @@ class Persistence:
                     "turn", "the read-modify-writes of one identity's state")
             return turn
 
+    def echo(self) -> bool:
+        """Whether the calling run was started by a live update (its writes rerun nobody)."""
+        return self.live is not None and self.live.echo_now()
+
+    def _newest(self, namespace: str, version: int) -> None:
+        with self._turns_lock:  # the listener thread and writers: never backwards
+            if version > self.latest.get(namespace, 0):
+                self.latest[namespace] = version
+
     def wrote(self, namespace: str, version: int, keys: Iterable[str]) -> None:
         """A commit from this process: other sessions' caches of ``namespace`` are stale now,
         and the sessions that read ``keys`` rerun (not the writer)."""
-        if version > self.latest.get(namespace, 0):
-            self.latest[namespace] = version
+        self._newest(namespace, version)
         if self.live is not None:
             self.live.changed(namespace, keys)
 
@@ -139,9 +147,9 @@ class Persistence:
         namespace = change.namespace
         if namespace is None or change.keys is None:
             self.generation += 1  # a drop, or messages missed: every cache reads again
-        if namespace is not None and change.version > self.latest.get(namespace, 0):
-            self.latest[namespace] = change.version
-        if self.live is not None:
+        if namespace is not None:
+            self._newest(namespace, change.version)
+        if self.live is not None and not change.echo:
             self.live.changed(namespace, change.keys, by_caller=False)
 
     def close(self) -> None:
@@ -438,7 +446,8 @@ class PersistentView:
         p = self._p
         if self._cache is None:
             version = p.store.commit(self.namespace, sets, deletes,
-                                     expected_version=expected_version, ttl=p.ttl)
+                                     expected_version=expected_version, ttl=p.ttl,
+                                     echo=p.echo())
             p.wrote(self.namespace, version, [*sets, *deletes])
             return
         # The cache first (Streamlit may refuse a key, e.g. a widget drawn this run), then
@@ -447,7 +456,8 @@ class PersistentView:
         try:
             if sets or deletes:
                 version = p.store.commit(self.namespace, sets, deletes,
-                                         expected_version=expected_version, ttl=p.ttl)
+                                         expected_version=expected_version, ttl=p.ttl,
+                                         echo=p.echo())
                 if version == self.version + 1 and not self._stale():
                     self.version = version  # nobody else committed in between: still current
                 p.wrote(self.namespace, version, [*sets, *deletes])
@@ -509,6 +519,14 @@ class PersistentView:
         return Turn(self._turn)
 
 
+def _equal(a: Any, b: Any) -> bool:
+    """Whether two decoded values are equal (one that cannot say, e.g. an array, is not)."""
+    try:
+        return a is b or bool(a == b)
+    except Exception:
+        return False
+
+
 class PersistedReads(Mapping[str, Any]):
     """A transaction's view of a persisted scope, read in one round trip on first use.
 
@@ -562,11 +580,12 @@ class PersistedReads(Mapping[str, Any]):
             except VersionConflict:
                 now, version = self._view.snapshot_versioned({})
                 read = self._read
+                before = self._values or {}
                 if read is None:
-                    changed = sorted(k for k in {*now, *(self._values or {})}
-                                     if now.get(k, MISSING) != (self._values or {}).get(k, MISSING))
+                    changed = sorted(k for k in {*now, *before}
+                                     if not _equal(now.get(k, MISSING), before.get(k, MISSING)))
                 else:
-                    changed = [k for k, v in read.items() if now.get(k, MISSING) != v]
+                    changed = [k for k, v in read.items() if not _equal(now.get(k, MISSING), v)]
                 if changed:
                     raise StaleWriteError(changed, "block") from None
         raise VersionConflict(self._view.namespace, version or 0, -1)

@@ -1,15 +1,14 @@
 """Served by `streamlit run` in tests/test_docs.py: the README's read-and-write lines, run
-from two sessions of one identity at once, each with 4 parallel fragments.
+from two sessions of one identity at once.
 
 The lines come from $EXAMPLES (a Python file the test writes, one function per example,
 each function body the README's lines verbatim). Settings come from the environment
 (SAFESTATE_STORE, SAFESTATE_IDENTITY=browser, SAFESTATE_SECRET, SAFESTATE_PERSIST).
 
 Query parameters:
-  ex=NAME   the example;  n=N   run it N times per fragment (4 fragments at once);
+  ex=NAME   the example;  n=N   run it 4 x N times;
   c=ID      the click's id: it runs once even if the session reruns by itself.
-Draws CLICK, TOKEN, and RESULT: the example's `result_<NAME>()` as JSON (a click without
-n= reads it once the fragments are done).
+Draws CLICK, TOKEN, and RESULT: the example's `result_<NAME>()` as JSON.
 """
 
 import json
@@ -32,12 +31,11 @@ if "n" in q and q.get("c") not in done:
     example = examples[q["ex"]]
     n = int(q.get("n", "1"))
 
-    def body() -> None:
-        for i in range(n):
-            example(i)
-
-    for _ in range(4):
-        st.fragment(parallel=True)(body)()
+    # In the script's own thread: the run ends when the work does (parallel fragments may
+    # still run after the run's end, and a next click would stop them). The two sessions
+    # run at once; tests/test_docs.py runs the same lines from parallel fragments too.
+    for i in range(4 * n):
+        example(i)
 st.markdown(f"CLICK={q.get('c')}")
 st.markdown(f"TOKEN={st.query_params.get('ss')}")
 if "ex" in q:

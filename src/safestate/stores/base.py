@@ -48,6 +48,9 @@ class Committed:
     #: Keys set or deleted; None: every key (a drop, a namespace started afresh -- new, or
     #: again after it expired --, a gap).
     keys: tuple[str, ...] | None
+    #: Written by a run that a live update started, not by a user: caches read it again,
+    #: but nobody is rerun for it (otherwise two replicas would rerun each other forever).
+    echo: bool = False
 
 
 #: What a listener reports after a gap: messages may have been lost, read everything again.
@@ -114,10 +117,12 @@ class Store(abc.ABC):
         *,
         expected_version: int | None = None,
         ttl: float | None = None,
+        echo: bool = False,
     ) -> int:
         """Apply ``sets`` and ``deletes`` atomically; return the new version.
 
         ``ttl`` (seconds) makes the namespace expire after that long without a commit.
+        ``echo``: the change comes from a run a live update started (``Committed.echo``).
         Raises VersionConflict (nothing written), StoreUnavailable.
         """
 

@@ -47,6 +47,7 @@ class MemoryStore(Store):
         *,
         expected_version: int | None = None,
         ttl: float | None = None,
+        echo: bool = False,
     ) -> int:
         with self._lock:
             self.round_trips += 1

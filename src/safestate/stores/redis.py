@@ -171,6 +171,7 @@ class RedisStore(Store):
         *,
         expected_version: int | None = None,
         ttl: float | None = None,
+        echo: bool = False,
     ) -> int:
         args: list[Any] = [
             "" if expected_version is None else expected_version,
@@ -178,7 +179,7 @@ class RedisStore(Store):
             len(sets),
             next_version(0),
             self._channel,
-            self._head(namespace),
+            self._head(namespace, echo),
             json.dumps(list(dict.fromkeys([*sets, *deletes])), separators=(",", ":")),
         ]
         for key, value in sets.items():
@@ -211,9 +212,12 @@ class RedisStore(Store):
         # Redis removes expired hashes itself (PEXPIRE); nothing is left to sweep.
         return 0
 
-    def _head(self, namespace: str) -> str:
+    def _head(self, namespace: str, echo: bool = False) -> str:
         """The start of a change message about ``namespace``: who made it, and where."""
-        return json.dumps({"o": self._origin, "n": namespace}, separators=(",", ":"))[:-1]
+        head: dict[str, Any] = {"o": self._origin, "n": namespace}
+        if echo:
+            head["e"] = 1
+        return json.dumps(head, separators=(",", ":"))[:-1]
 
     def subscribe(self, callback: Callback) -> Subscription:
         return self._listener.subscribe(callback)
@@ -260,7 +264,8 @@ class RedisStore(Store):
             sent = json.loads(data)
             origin, namespace, version, keys = sent["o"], sent["n"], int(sent["v"]), sent["k"]
             change = Committed(str(namespace), version,
-                               None if keys is None else tuple(str(k) for k in keys))
+                               None if keys is None else tuple(str(k) for k in keys),
+                               bool(sent.get("e")))
         except (ValueError, TypeError, KeyError):
             # Not ours (someone else publishes on the channel): it names no change.
             _events.log.debug("safestate: a message on %s is no change message", self._channel)

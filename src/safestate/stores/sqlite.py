@@ -328,6 +328,7 @@ class SQLiteStore(Store):
         *,
         expected_version: int | None = None,
         ttl: float | None = None,
+        echo: bool = False,
     ) -> int:
         now = time.time()
         deletes = list(deletes)  # read twice: to delete, and to log
@@ -358,7 +359,7 @@ class SQLiteStore(Store):
             )
             # A namespace that starts afresh (new, or expired unheard) changed every key.
             keys = None if not version else json.dumps(list(dict.fromkeys([*sets, *deletes])))
-            self._log(db, namespace, new_version, keys, now)
+            self._log(db, namespace, new_version, keys, now, echo)
         return new_version
 
     def drop(self, namespace: str) -> bool:
@@ -384,11 +385,14 @@ class SQLiteStore(Store):
         return len(expired)
 
     def _log(self, db: sqlite3.Connection, namespace: str, version: int, keys: str | None,
-             now: float) -> None:
-        """Append a change to the log, in the caller's transaction; now and then prune it."""
+             now: float, echo: bool = False) -> None:
+        """Append a change to the log, in the caller's transaction; now and then prune it.
+
+        An echo (``Committed.echo``) is marked by a "!" after the origin.
+        """
         seq = db.execute(
             "INSERT INTO safestate_changes (ns, version, keys, origin, at) VALUES (?, ?, ?, ?, ?)",
-            (namespace, version, keys, self._origin, now),
+            (namespace, version, keys, self._origin + ("!" if echo else ""), now),
         ).lastrowid
         if seq is not None and seq % PRUNE_EVERY == 0:
             db.execute("DELETE FROM safestate_changes WHERE seq <= ? AND at < ?",
@@ -472,8 +476,9 @@ class SQLiteStore(Store):
         if rows[0][0] != last + 1:  # rows pruned before they were read
             self._listener.notify(EVERYTHING)
         for _, namespace, version, keys, origin in rows:
-            if origin != self._origin:
-                self._listener.notify(Committed(namespace, version, _keys(keys)))
+            if origin.rstrip("!") != self._origin:
+                self._listener.notify(Committed(namespace, version, _keys(keys),
+                                                origin.endswith("!")))
         return int(rows[-1][0])
 
     def close(self) -> None:
