@@ -73,6 +73,9 @@ class Tab:
                 subprotocols=[Subprotocol("streamlit")],
                 proxy=None,  # loopback only, whatever proxy the environment names
                 max_size=None,
+                # Unread messages (live reruns of a tab that is done clicking) must not stop
+                # the reading: the close handshake waits behind them. A browser reads all.
+                max_queue=None,
                 open_timeout=timeout,
                 # A loaded server answers pings late; a browser would not hang up on it.
                 ping_interval=None,

@@ -61,6 +61,7 @@ class StreamlitSession:
             subprotocols=["streamlit"],  # type: ignore[list-item]
             open_timeout=30,
             max_size=None,
+            max_queue=None,  # live reruns it does not read must not hold up its close
             proxy=None,  # loopback only, whatever proxy the environment names
         ).__enter__()
 
