@@ -302,6 +302,9 @@ def verify() -> None:
          "ScriptRunContext.fragment_ids_this_run")
     need(assigns(AppSession, "_client_state"), "AppSession._client_state")
     need(assigns(AppSession, "_event_loop"), "AppSession._event_loop")
+    need(assigns(ScriptRunner, "_requests"), "ScriptRunner._requests")
+    need("script_requests" in ScriptRunContext.__dataclass_fields__,
+         "ScriptRunContext.script_requests")
     need(callable(getattr(AppSession, "has_fragment", None)), "AppSession.has_fragment")
     need(callable(getattr(AppSession, "request_rerun", None)), "AppSession.request_rerun")
     from streamlit.proto.ClientState_pb2 import ClientState
@@ -318,21 +321,23 @@ def verify() -> None:
 
 
 # -- live updates: what a read was part of, and asking a session to rerun ----------------------
-def watch_point() -> tuple[str, object | None, bool, str | None] | None:
-    """(session id, run, full run, fragment id) of the calling read or write.
+def watch_point() -> tuple[str, object | None, bool, str | None, object] | None:
+    """(session id, run, full run, fragment id, runner) of the calling read or write.
 
     ``run`` is the run's ``cursors`` (new for every run, a fragment-only one too: see
     ``current_run_marker``) on the script's own thread, else None. ``full`` says whether it
     is a whole-page run: ``fragment_ids_this_run`` is set by ``reset()`` for a fragment-only
     run (since 1.37). The fragment id is the running fragment's (``ThreadState.fragment_id``,
-    since 1.67; ``ctx.current_fragment_id`` before it), None in the script's body. None
-    outside a script run.
+    since 1.67; ``ctx.current_fragment_id`` before it), None in the script's body. The
+    runner is the run's ``ctx.script_requests``, one per ScriptRunner (since 1.37): with
+    ``runner.fastReruns`` every full rerun gets a new one. None outside a script run.
     """
     ctx = get_script_run_ctx(suppress_warning=True)
     if ctx is None:
         return None
     run = ctx.cursors if threading.get_ident() == ctx._main_thread_ident else None
-    return ctx.session_id, run, not ctx.fragment_ids_this_run, _fragment_id(ctx)
+    return (ctx.session_id, run, not ctx.fragment_ids_this_run, _fragment_id(ctx),
+            ctx.script_requests)
 
 
 def _fragment_id(ctx: Any) -> str | None:
@@ -354,7 +359,8 @@ def _thread_state() -> Any:
 
 
 def request_rerun(session_id: str, fragment_id: str | None = None,
-                  busy: Callable[[], None] | None = None) -> bool:
+                  busy: Callable[[], None] | None = None,
+                  sent: Callable[[object], None] | None = None) -> bool:
     """Ask a live session to rerun (only ``fragment_id`` if given and still there).
 
     Like Streamlit's own rerun on a source change (``AppSession._on_source_file_changed``
@@ -364,7 +370,9 @@ def request_rerun(session_id: str, fragment_id: str | None = None,
     every run, since 1.18). The request is made on the session's event loop
     (``AppSession._event_loop``), where the browser's own rerun requests are handled: if a
     run has started by then (a click), it is not cut short; ``busy`` is called instead.
-    Returns False when the session is gone or not served here.
+    Otherwise ``sent`` gets the runner that will run it (``ScriptRunner._requests``, what
+    ``watch_point`` reports in that run). Returns False when the session is gone or not
+    served here.
     """
     manager = _runtime_session_manager()
     if manager is None:
@@ -392,6 +400,9 @@ def request_rerun(session_id: str, fragment_id: str | None = None,
             # As run_every's reruns: a fragment a full run has just dropped is skipped quietly.
             client_state.is_auto_rerun = True
         session.request_rerun(client_state)
+        runner = session._scriptrunner
+        if sent is not None and runner is not None:
+            sent(runner._requests)
 
     try:
         session._event_loop.call_soon_threadsafe(on_loop)

@@ -34,9 +34,6 @@ from . import _compat, _events
 INTERVAL = 0.25
 #: Seconds: the longest gap between two reruns of a session while its keys keep changing.
 SUSTAINED = 1.0
-#: Seconds: a session's first run that starts this soon after a live rerun was sent to it
-#: is that rerun (an echo: its writes rerun nobody).
-ECHO_WINDOW = 2.0
 #: Seconds between two looks at a session whose script is running, before its rerun.
 RUNNING_RECHECK = 0.05
 #: A rerun of the whole page (not of one fragment).
@@ -49,10 +46,8 @@ class _Reads:
 
     #: The full run the reads are of.
     full_run: object = None
-    #: The last run (full or fragment) seen on the script's thread, and whether a live
-    #: update started it.
+    #: The last run (full or fragment) seen on the script's thread.
     run: object = None
-    echo: bool = False
     keys: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
 
@@ -61,9 +56,10 @@ class LiveUpdates:
 
     def __init__(
         self, *,
-        rerun: Callable[[str, str | None, Callable[[], None]], bool] = _compat.request_rerun,
+        rerun: Callable[[str, str | None, Callable[[], None], Callable[[object], None]], bool] = (
+            _compat.request_rerun),
         running: Callable[[str], bool] = _compat.session_running,
-        point: Callable[[], tuple[str, object | None, bool, str | None] | None] = (
+        point: Callable[[], tuple[str, object | None, bool, str | None, object] | None] = (
             _compat.watch_point),
     ) -> None:
         self._rerun = rerun
@@ -78,7 +74,8 @@ class LiveUpdates:
         self._cond = threading.Condition(threading.Lock())
         self._pending: dict[str, str] = {}  # session id -> fragment id, or WHOLE
         self._last: dict[str, tuple[float, float]] = {}  # session -> (last rerun, gap)
-        self._sent: dict[str, float] = {}  # rerun at (monotonic), and that run not seen yet
+        # session -> (the runner a live rerun went to, its fragment or WHOLE)
+        self._sent: dict[str, tuple[object, str]] = {}
         self._thread: threading.Thread | None = None
         self._closed = False
         #: Reruns requested so far (for tests and benchmarks).
@@ -101,7 +98,7 @@ class LiveUpdates:
         point = self._point()
         if point is None:
             return
-        session_id, run, full, fragment = point
+        session_id, run, full, fragment, _ = point
         reads = self._reads.get(session_id)
         if reads is None:
             reads = self._reads.setdefault(session_id, _Reads())
@@ -118,27 +115,20 @@ class LiveUpdates:
             found.add(fragment or WHOLE)
 
     def _new_run(self, session_id: str, reads: _Reads, run: object) -> None:
-        """A session's new run, on its script thread: did a live update start it?
-
-        The first run after a live rerun was sent, if it starts within ``ECHO_WINDOW``: a
-        rerun starts within milliseconds, and a click seconds later is the user's own.
-        """
+        """A session's new run, on its script thread."""
         reads.run = run
-        sent = self._sent.pop(session_id, None)
-        reads.echo = sent is not None and monotonic() - sent < ECHO_WINDOW
+
+    def _echo(self, point: tuple[str, object | None, bool, str | None, object]) -> bool:
+        """Whether the calling run is one a live update started: the runner the rerun went
+        to (a click starts a new one) and the kind of run it asked for."""
+        sent = self._sent.get(point[0])
+        return (sent is not None and point[4] is sent[0]
+                and (sent[1] == WHOLE) == point[2])
 
     def echo_now(self) -> bool:
         """Whether the calling run was started by a live update (a write in it is an echo)."""
         point = self._point()
-        if point is None or point[1] is None:
-            return False
-        session_id, run = point[0], point[1]
-        reads = self._reads.get(session_id)
-        if reads is None:
-            reads = self._reads.setdefault(session_id, _Reads())
-        if reads.run is not run:
-            self._new_run(session_id, reads, run)
-        return reads.echo
+        return point is not None and self._echo(point)
 
     def forget(self, session_id: str) -> None:
         """Drop an ended session's reads."""
@@ -166,13 +156,8 @@ class LiveUpdates:
         if by_caller:
             point = self._point()
             if point is not None:
-                writer, run = point[0], point[1]
-                reads = self._reads.get(writer)
-                if reads is None:
-                    reads = self._reads.setdefault(writer, _Reads())
-                if run is not None and reads.run is not run:
-                    self._new_run(writer, reads, run)
-                if run is not None and reads.echo:
+                writer = point[0]
+                if self._echo(point):
                     return 0  # a write in a run a live update started: an echo
         targets: dict[str, str] = {}
         for session_id, reads in list(self._reads.items()):
@@ -234,11 +219,12 @@ class LiveUpdates:
                     continue
             for session_id, fragment in due:
                 # Before the request: the rerun may start (and read) at once.
-                self._sent[session_id] = monotonic()
+                self._sent.pop(session_id, None)
                 self._rerunning(session_id, fragment)
                 try:
                     sent = self._rerun(session_id, fragment or None,
-                                       functools.partial(self._busy, session_id, fragment))
+                                       functools.partial(self._busy, session_id, fragment),
+                                       functools.partial(self._mark, session_id, fragment))
                 except Exception:  # one session's failure must not stop the others' reruns
                     _events.log.exception("safestate: a live rerun of session %s failed",
                                           _events.session_label(session_id))
@@ -262,6 +248,10 @@ class LiveUpdates:
             where.discard(fragment)
             if not where:
                 reads.keys.pop(key, None)
+
+    def _mark(self, session_id: str, fragment: str, runner: object) -> None:
+        """The rerun went to ``runner``: that run's writes are echoes."""
+        self._sent[session_id] = (runner, fragment)
 
     def _busy(self, session_id: str, fragment: str) -> None:
         """A run started before the rerun was made (a click): rerun after it instead."""
