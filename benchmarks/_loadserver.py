@@ -7,6 +7,7 @@ the load test reads safestate's session counts.
 
 from __future__ import annotations
 
+import argparse
 import os
 import pathlib
 import socket
@@ -14,7 +15,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEMO = REPO / "examples" / "demo"
@@ -216,3 +218,25 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+# -- command-line arguments the benchmarks share ---------------------------------------------------
+def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type: ``kind(text)``, which must be > 0."""
+    def check(text: str) -> Any:
+        value = kind(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        return value
+    return check
+
+
+def listed(allowed: Sequence[str], what: str) -> Callable[[str], list[str]]:
+    """An argparse type: a comma-separated choice of ``allowed`` (``what`` names them)."""
+    def check(text: str) -> list[str]:
+        chosen = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [v for v in chosen if v not in allowed]
+        if bad or not chosen:
+            raise argparse.ArgumentTypeError(f"{what} are {', '.join(allowed)}; got {text!r}")
+        return chosen
+    return check

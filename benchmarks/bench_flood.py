@@ -46,12 +46,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
 from _loadclient import TIMEOUTS, Tab, trigger
-from _loadserver import DemoServer, RedisServer, _flag
+from _loadserver import DemoServer, RedisServer, _flag, listed, positive
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from streamlit.proto.WidgetStates_pb2 import WidgetState
@@ -572,21 +571,7 @@ def notes(rows: list[Result]) -> list[str]:
 
 
 def parse(argv: Sequence[str] | None) -> Settings:
-    def names(text: str) -> list[str]:
-        chosen = [v.strip() for v in text.split(",") if v.strip()]
-        bad = [v for v in chosen if v not in VARIANTS]
-        if bad or not chosen:
-            raise argparse.ArgumentTypeError(f"variants are {', '.join(VARIANTS)}; got {text!r}")
-        return chosen
-
-    def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-        def check(text: str) -> Any:
-            value = kind(text)
-            if not value > 0:
-                raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-            return value
-        return check
-
+    names = listed(VARIANTS, "variants")
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

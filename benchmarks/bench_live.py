@@ -49,7 +49,6 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
@@ -57,7 +56,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
 
 import streamlit
-from _loadserver import DemoServer, RedisServer, _flag
+from _loadserver import DemoServer, RedisServer, _flag, listed, positive
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -620,21 +619,7 @@ def environment() -> str:
 
 
 def parse(argv: Sequence[str] | None) -> Settings:
-    def parts(text: str) -> list[str]:
-        chosen = [v.strip() for v in text.split(",") if v.strip()]
-        bad = [v for v in chosen if v not in PARTS]
-        if bad or not chosen:
-            raise argparse.ArgumentTypeError(f"parts are {', '.join(PARTS)}; got {text!r}")
-        return chosen
-
-    def positive(kind: Callable[[str], Any]) -> Callable[[str], Any]:
-        def check(text: str) -> Any:
-            value = kind(text)
-            if not value > 0:
-                raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-            return value
-        return check
-
+    parts = listed(PARTS, "parts")
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -147,16 +147,22 @@ def session_status(session_id: str) -> SessionStatus:
     return "ended" if info is None else "disconnected"
 
 
-def _script_lock_for(session_id: str) -> threading.RLock | None:
-    # AppSession._scriptrunner (since 1.0) -> ScriptRunner._session_state._lock: the
-    # lock under which Streamlit compacts the session's state when a run starts.
+def _app_session(session_id: str) -> Any | None:
+    """The live AppSession of ``session_id`` (``ActiveSessionInfo.session``), or None."""
     mgr = _runtime_session_manager()
     if mgr is None:
         return None
     info = mgr.get_active_session_info(session_id)
-    if info is None:
+    return None if info is None else info.session
+
+
+def _script_lock_for(session_id: str) -> threading.RLock | None:
+    # AppSession._scriptrunner (since 1.0) -> ScriptRunner._session_state._lock: the
+    # lock under which Streamlit compacts the session's state when a run starts.
+    session = _app_session(session_id)
+    if session is None:
         return None
-    runner = info.session._scriptrunner
+    runner = session._scriptrunner
     return None if runner is None else runner._session_state._lock
 
 
@@ -374,13 +380,9 @@ def request_rerun(session_id: str, fragment_id: str | None = None,
     ``watch_point`` reports in that run). Returns False when the session is gone or not
     served here.
     """
-    manager = _runtime_session_manager()
-    if manager is None:
+    session = _app_session(session_id)
+    if session is None:
         return False
-    info = manager.get_active_session_info(session_id)
-    if info is None:
-        return False
-    session = info.session
 
     def on_loop() -> None:
         if session._scriptrunner is not None:
@@ -415,8 +417,5 @@ def session_running(session_id: str) -> bool:
     """Whether a script run of the session is under way now (a live rerun then waits for it:
     interrupting a click's run would drop the click). ``AppSession._scriptrunner`` is set
     for the length of a run (since 1.18)."""
-    manager = _runtime_session_manager()
-    if manager is None:
-        return False
-    info = manager.get_active_session_info(session_id)
-    return info is not None and info.session._scriptrunner is not None
+    session = _app_session(session_id)
+    return session is not None and session._scriptrunner is not None

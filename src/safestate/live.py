@@ -46,8 +46,6 @@ class _Reads:
 
     #: The full run the reads are of.
     full_run: object = None
-    #: The last run (full or fragment) seen on the script's thread.
-    run: object = None
     keys: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
 
@@ -102,8 +100,6 @@ class LiveUpdates:
         reads = self._reads.get(session_id)
         if reads is None:
             reads = self._reads.setdefault(session_id, _Reads())
-        if run is not None and reads.run is not run:
-            self._new_run(session_id, reads, run)
         if full and run is not None and reads.full_run is not run:
             # A new full run reads everything it shows anew: earlier reads no longer count.
             reads.full_run = run
@@ -113,10 +109,6 @@ class LiveUpdates:
             reads.keys[(scope, key)] = {fragment or WHOLE}
         else:
             found.add(fragment or WHOLE)
-
-    def _new_run(self, session_id: str, reads: _Reads, run: object) -> None:
-        """A session's new run, on its script thread."""
-        reads.run = run
 
     def _echo(self, point: tuple[str, object | None, bool, str | None, object]) -> bool:
         """Whether the calling run is one a live update started: the runner the rerun went
