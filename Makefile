@@ -2,11 +2,15 @@
 PYTHON ?= python3
 CHROMIUM := /usr/bin/chromium
 REDIS := /usr/bin/redis-server
+HAPROXY := /usr/sbin/haproxy
+REPLICAS ?= 2
+PORT ?= 8501
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo bench loadtest bench-live flood structure clean
+.PHONY: test lint demo bench loadtest bench-live flood structure clean cluster cluster-stop \
+	loadtest-cluster
 
 # Debian's Chromium for the browser tests; Playwright never downloads a browser here.
 $(CHROMIUM):
@@ -20,6 +24,12 @@ $(REDIS):
 	$$SUDO apt-get update -qq && \
 	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server
 
+# HAProxy, the load balancer of `make cluster` and of its tests (deploy/haproxy.cfg).
+$(HAPROXY):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq haproxy
+
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -27,15 +37,32 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff check src tests benchmarks examples deploy
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 
-test: lint $(CHROMIUM) $(REDIS)
+test: lint $(CHROMIUM) $(REDIS) $(HAPROXY)
 	$(PY) -m pytest
 
 demo: $(STAMP)
 	DEMO_ADMIN_PASSWORD=$${DEMO_ADMIN_PASSWORD:-demo-admin} $(VENV)/bin/streamlit run examples/demo/app.py --server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false
+
+# A real deployment on this machine: HAProxy on 127.0.0.1:$(PORT) in front of $(REPLICAS) demo
+# replicas sharing one redis-server (deploy/cluster.py). Ctrl-C, or `make cluster-stop`, stops it.
+cluster: $(STAMP) $(HAPROXY) $(REDIS)
+	$(PY) deploy/cluster.py --replicas $(REPLICAS) --port $(PORT)
+
+cluster-stop:
+	$(PYTHON) deploy/cluster.py stop
+
+# The load test through the load balancer: 1 replica against 2, the same click rate; clicks
+# served at p99 < 250 ms, CPU and Redis work per click. Streamlit's defaults, then with
+# runner.postScriptGC=false. About 15 min; LOADTEST_CLUSTER_ARGS="--repeats 3" for medians.
+loadtest-cluster: $(STAMP) $(HAPROXY) $(REDIS)
+	$(PY) benchmarks/loadtest_cluster.py --sessions 10,20,30,40 $(LOADTEST_CLUSTER_ARGS)
+	$(PY) benchmarks/loadtest_cluster.py --sessions 40,80,120,160,240 \
+		--streamlit-option runner.postScriptGC=false --out docs/loadtest-cluster-nogc.md \
+		$(LOADTEST_CLUSTER_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py
@@ -65,4 +92,4 @@ structure: $(STAMP)
 	$(PY) benchmarks/structure.py $(STRUCTURE_ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .cluster

@@ -30,7 +30,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _get(url: str, timeout: float) -> str:
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time process ``pid`` has used so far (all its threads, user + system)."""
+    stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rpartition(")")[2].split()  # after "(comm)", which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def http_get(url: str, timeout: float) -> str:
+    """The body of a GET of ``url`` (loopback: no proxy)."""
     # Loopback only: no proxy, whatever the environment names.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url, timeout=timeout) as resp:
@@ -43,16 +51,19 @@ class DemoServer:
     def __init__(
         self, variant: str, log: pathlib.Path, *, session_ttl: int = 5, metrics: bool = True,
         options: Sequence[str] = (), app: pathlib.Path | None = None, cwd: pathlib.Path = DEMO,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None, port: int | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         """Start it; ``options`` are more Streamlit settings as "section.name=value".
 
         ``app`` serves another script than the variant's demo, from ``cwd``, with ``env``
-        in place of this process's environment.
+        in place of this process's environment. ``port`` and ``metrics_port`` are free
+        ports unless given (a restart keeps its ports).
         """
         self.variant = variant
-        self.port = free_port()
-        self.metrics_port = free_port() if metrics and variant == "safestate" else None
+        self.port = port or free_port()
+        self.metrics_port = ((metrics_port or free_port())
+                             if metrics and variant == "safestate" else None)
         self.session_ttl = session_ttl
         self.log = log
         env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
@@ -91,7 +102,7 @@ class DemoServer:
                 tail = self.log.read_text()[-2000:]
                 raise RuntimeError(f"streamlit exited with {self.proc.returncode}:\n{tail}")
             try:
-                _get(f"http://127.0.0.1:{self.port}/_stcore/health", timeout=2)
+                http_get(f"http://127.0.0.1:{self.port}/_stcore/health", timeout=2)
                 return
             except OSError:
                 time.sleep(0.1)  # polling interval of a bounded wait
@@ -106,9 +117,7 @@ class DemoServer:
 
     def cpu_seconds(self) -> float:
         """CPU time the server process has used so far (all its threads, user + system)."""
-        stat = pathlib.Path(f"/proc/{self.proc.pid}/stat").read_text()
-        fields = stat.rpartition(")")[2].split()  # after "(comm)", which may hold spaces
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_seconds(self.proc.pid)
 
     def scrape(self, timeout: float = 5.0) -> dict[str, float] | None:
         """safestate's Prometheus gauges, or None when the endpoint does not answer.
@@ -118,10 +127,16 @@ class DemoServer:
         if self.metrics_port is None:
             return None
         try:
-            text = _get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout)
+            text = http_get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout)
         except OSError:
             return None
         return parse_metrics(text)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill ends it: no shutdown code runs."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
     def stop(self) -> None:
         """Terminate the server (kill it if it does not stop within 10 s)."""

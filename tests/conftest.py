@@ -21,8 +21,10 @@ from safestate.app import App
 HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "benchmarks"))  # one redis launcher for tests and benches
+sys.path.insert(0, str(HERE.parent / "deploy"))  # the cluster `make cluster` starts
 
 from _loadserver import RedisServer, free_port  # noqa: E402
+from cluster import Cluster  # noqa: E402
 from streamlit_client import wait_healthy  # noqa: E402
 
 from safestate.stores import open_store  # noqa: E402
@@ -109,6 +111,31 @@ def supersede_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     yield from serve("supersede_app.py", tmp_path_factory)
 
 
+CHROMIUM = "/usr/bin/chromium"
+# Flags for a closed network: no background fetches, no component updates.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+def launch(pw: Any) -> Any:
+    """Debian's Chromium under Playwright (it never downloads a browser of its own)."""
+    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One real Chromium for a module's tests."""
+    import playwright.sync_api as playwright_api
+
+    # No skip when it is missing: `make test` installs it, and a silent skip would hide that.
+    assert shutil.which(CHROMIUM), f"{CHROMIUM} is missing: run `make test`, which installs it"
+    with playwright_api.sync_playwright() as pw:
+        b = launch(pw)
+        yield b
+        b.close()
+
+
 def raised_in_thread(fn: Callable[[], object], timeout: float = 30.0) -> BaseException | None:
     """Run ``fn`` in a new thread (no Streamlit context there); return what it raised, or None."""
     raised: list[BaseException] = []
@@ -161,3 +188,12 @@ def store_url(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
     store._client.flushdb()  # type: ignore[attr-defined]
     store.close()
     return server.url
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """`make cluster` as its tests need it: HAProxy, two demo replicas, one redis-server."""
+    assert shutil.which("haproxy"), "haproxy is missing: `make test` installs it"
+    started = Cluster(tmp_path_factory.mktemp("cluster"), 2, session_ttl=DISCONNECTED_TTL)
+    yield started
+    started.stop()

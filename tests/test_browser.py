@@ -7,9 +7,9 @@ run` of examples/demo. Screenshots of every page go to artifacts/screenshots/.
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 import re
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -17,23 +17,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import playwright.sync_api as playwright_api
 import pytest
-from conftest import DISCONNECTED_TTL, Server
+from conftest import DISCONNECTED_TTL, Server, launch
+from google.protobuf.message import DecodeError
 from playwright.sync_api import Browser, BrowserContext, Page, expect
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 ROOT = pathlib.Path(__file__).parents[1]
 SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
 ADMIN = "test-admin-password"
-# Flags for a closed network: no background fetches, no component updates.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 expect.set_options(timeout=20_000)
-
-
-def launch(pw: object) -> Browser:
-    return pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)  # type: ignore[attr-defined, no-any-return]
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +38,39 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    # No skip when it is missing: `make test` installs it, and a silent skip would hide that.
-    assert shutil.which(CHROMIUM), f"{CHROMIUM} is missing: run `make test`, which installs it"
-    with playwright_api.sync_playwright() as pw:
-        b = launch(pw)
-        yield b
-        b.close()
+#: Script runs each page's server finished (its script_finished messages), by page.
+FINISHED: dict[Page, list[int]] = {}
+
+
+def _count_runs(page: Page) -> None:
+    count = FINISHED.setdefault(page, [0])
+
+    def on_frame(payload: str | bytes) -> None:
+        if isinstance(payload, bytes):
+            msg = ForwardMsg()
+            with contextlib.suppress(DecodeError):
+                msg.ParseFromString(payload)
+                if msg.WhichOneof("type") == "script_finished":
+                    count[0] += 1
+
+    page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
+
+
+def click_and_wait(page: Page, name: str, timeout_s: float = 20.0) -> None:
+    """Click button ``name`` and wait until the server finished a run after it (a click that
+    the next action would otherwise supersede: Streamlit drops a trigger whose run a newer
+    request stops before it starts)."""
+    before = FINISHED[page][0]
+    click(page, name)
+    deadline = time.monotonic() + timeout_s
+    while FINISHED[page][0] <= before:
+        assert time.monotonic() < deadline, f"no run finished after clicking {name!r}"
+        page.wait_for_timeout(20)  # lets Playwright deliver the frames; a bounded poll
 
 
 def visit(context: BrowserContext, server: Server, path: str = "") -> Page:
     page = context.new_page()
+    _count_runs(page)
     page.set_viewport_size({"width": 1280, "height": 860})
     page.goto(f"{server.url}/{path}")
     expect(page.get_by_test_id("stSidebar")).to_contain_text("you are session")
@@ -183,7 +197,7 @@ def test_guarded_page_error_retry_and_reset(demo: Server, browser: Browser) -> N
 
         click(user, "Break the AI")
         expect(panel).to_be_visible()
-        click(user, "Reset my session")
+        click_and_wait(user, "Reset my session")
         expect(panel).to_be_visible()  # the AI is still broken; the session was cleared
         user.get_by_role("link", name="Overview").click()
         expect_metric(user, "My clicks", "0")

@@ -12,8 +12,10 @@ from __future__ import annotations
 import builtins
 import importlib
 import json
+import os
 import pathlib
 import re
+import subprocess
 import textwrap
 import threading
 import types
@@ -95,6 +97,22 @@ def test_python_block_runs(block: Block, fresh_app: App, request: pytest.Fixture
         configuration = fresh_app.configuration
         assert configuration.settings is not None and configuration.settings.store == url
         assert configuration.store is not None and configuration.store.round_trips > 0
+
+
+def test_the_readmes_load_balancer_config_is_the_one_make_cluster_runs(
+    tmp_path: pathlib.Path,
+) -> None:
+    from cluster import CONFIG, server_lines
+
+    shown = [b for b in blocks(README) if b.lang == "haproxy"]
+    assert len(shown) == 1, "the README shows deploy/haproxy.cfg once, as ```haproxy"
+    assert shown[0].code == CONFIG.read_text() + server_lines([8601, 8602])
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(shown[0].code)
+    env = {**os.environ, "LB_ADDR": "127.0.0.1", "LB_PORT": "8501", "LB_STATS_PORT": "8502"}
+    check = subprocess.run(["haproxy", "-c", "-f", str(path)], env=env, capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 def resolve(path: str) -> Any:

@@ -62,6 +62,47 @@ def test_a_read_inside_a_fragment_reruns_only_that_fragment(
     assert runs.count("reader body") == 1, runs  # the page itself did not rerun
 
 
+def test_live_reruns_go_out_one_at_a_time_and_reach_every_reader(
+    live_server: tuple[Server, pathlib.Path],
+) -> None:
+    # Clicks must not queue behind a crowd of live reruns: one is under way at a time.
+    server, log = live_server
+    readers = [StreamlitSession(server.port) for _ in range(6)]
+    try:
+        for i, reader in enumerate(readers):
+            reader.run(f"who=r{i}&frag=1&slow=1")
+        with StreamlitSession(server.port) as writer:
+            writer.run("who=writer&noread=1&post=news")
+        for reader in readers:
+            reader.wait_for_markdown("BOARD=news", timeout=30)
+    finally:
+        for reader in readers:
+            reader.close()
+    running = most = 0
+    for line in _runs(log):
+        running += line.endswith(" enter") - line.endswith(" leave")
+        most = max(most, running)
+    assert _runs(log).count("r5 leave") == 2
+    assert most == 1, _runs(log)
+
+
+def test_a_live_rerun_waits_for_another_sessions_run_to_end(
+    live_server: tuple[Server, pathlib.Path],
+) -> None:
+    # A live rerun would share the interpreter with the user's run: it waits (at most 5 s).
+    server, log = live_server
+    with (StreamlitSession(server.port) as reader, StreamlitSession(server.port) as busy,
+          StreamlitSession(server.port) as writer):
+        reader.run("who=reader&frag=1")
+        busy.request("who=busy&noread=1&hold=1.5")
+        wait_for(lambda: "busy hold" in _runs(log), "the long run to start")
+        writer.run("who=writer&noread=1&post=news")
+        reader.wait_for_markdown("BOARD=news", timeout=20)
+        busy.next_run(time.monotonic() + 20)
+    runs = _runs(log)
+    assert runs.index("busy done") < len(runs) - 1 - runs[::-1].index("reader fragment"), runs
+
+
 def test_a_burst_of_changes_reruns_a_reader_a_few_times_and_ends_on_the_last(
     live_server: tuple[Server, pathlib.Path],
 ) -> None:

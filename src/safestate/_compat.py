@@ -293,7 +293,7 @@ def verify() -> None:
     need(callable(getattr(Runtime, "exists", None)), "Runtime.exists")
     need(callable(getattr(Runtime, "instance", None)), "Runtime.instance")
     need(assigns(Runtime, "_session_mgr"), "Runtime._session_mgr")
-    for name in ("is_active_session", "get_active_session_info"):
+    for name in ("is_active_session", "get_active_session_info", "list_active_sessions"):
         need(callable(getattr(WebsocketSessionManager, name, None)), f"SessionManager.{name}")
     for name in ("_storage_lock", "_session_storage"):
         need(assigns(WebsocketSessionManager, name), f"WebsocketSessionManager.{name}")
@@ -364,9 +364,13 @@ def _thread_state() -> Any:
     return ThreadState
 
 
+#: What ``request_rerun`` passes to ``sent`` while the rerun is being requested.
+RUN_STARTING = object()
+
+
 def request_rerun(session_id: str, fragment_id: str | None = None,
                   busy: Callable[[], None] | None = None,
-                  sent: Callable[[object], None] | None = None) -> bool:
+                  sent: Callable[[object | None], None] | None = None) -> bool:
     """Ask a live session to rerun (only ``fragment_id`` if given and still there).
 
     Like Streamlit's own rerun on a source change (``AppSession._on_source_file_changed``
@@ -376,8 +380,9 @@ def request_rerun(session_id: str, fragment_id: str | None = None,
     every run, since 1.18). The request is made on the session's event loop
     (``AppSession._event_loop``), where the browser's own rerun requests are handled: if a
     run has started by then (a click), it is not cut short; ``busy`` is called instead.
-    Otherwise ``sent`` gets the runner that will run it (``ScriptRunner._requests``, what
-    ``watch_point`` reports in that run). Returns False when the session is gone or not
+    Otherwise ``sent`` gets ``RUN_STARTING`` just before the request, then the runner that
+    will run it (``ScriptRunner._requests``, what ``watch_point`` reports in that run), or
+    None if no run started. Returns False when the session is gone or not
     served here.
     """
     session = _app_session(session_id)
@@ -401,16 +406,29 @@ def request_rerun(session_id: str, fragment_id: str | None = None,
             client_state.fragment_id = fragment_id
             # As run_every's reruns: a fragment a full run has just dropped is skipped quietly.
             client_state.is_auto_rerun = True
+        if sent is not None:
+            # The run may start writing before request_rerun returns; no click can start a
+            # run in between (clicks are handled on this loop too).
+            sent(RUN_STARTING)
         session.request_rerun(client_state)
         runner = session._scriptrunner
-        if sent is not None and runner is not None:
-            sent(runner._requests)
+        if sent is not None:
+            sent(None if runner is None else runner._requests)
 
     try:
         session._event_loop.call_soon_threadsafe(on_loop)
     except RuntimeError:  # the loop is closed: the server is stopping
         return False
     return True
+
+
+def any_session_running() -> bool:
+    """Whether any session of this process is running a script now (a live rerun waits for
+    it). ``SessionManager.list_active_sessions`` and ``AppSession._scriptrunner`` (since 1.18)."""
+    mgr = _runtime_session_manager()
+    if mgr is None:
+        return False
+    return any(info.session._scriptrunner is not None for info in mgr.list_active_sessions())
 
 
 def session_running(session_id: str) -> bool:

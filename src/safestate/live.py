@@ -12,6 +12,15 @@ never waits for other sessions. While a session's keys keep changing, the gap be
 its reruns doubles up to one second (``SUSTAINED``): a key that changes all the time
 costs its readers no more than polling it every second would; a quiet spell resets it.
 
+Live reruns yield to the users' own runs. One is under way at a time per process, and
+together they take at most ``BUDGET`` of the process's time (measured, request to end,
+so a loaded process, whose reruns take longer, sends fewer); a burst of ``BURST``
+seconds' worth goes out at once. While another session is running a script, or the
+process is loaded (its CPU time over the last half second above ``BUSY`` of the wall
+time), they wait, each at most ``MAX_DEFER`` seconds. Under load a reader's screen
+updates later, and a click's run does not queue behind a crowd of reruns (its own run
+shows the new values anyway).
+
 Only reads that show a value count (``safe_get``, a transaction's reads, typed
 attributes): the read inside ``mutate``/``increment`` does not. And a run that a live
 update started changes nobody else's screen: its writes are echoes (a page that
@@ -26,7 +35,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from time import monotonic
+from time import monotonic, process_time
 
 from . import _compat, _events
 
@@ -38,6 +47,20 @@ SUSTAINED = 1.0
 RUNNING_RECHECK = 0.05
 #: A rerun of the whole page (not of one fragment).
 WHOLE: str = ""
+#: The share of the process's time live reruns may take (request to end of each run).
+BUDGET = 0.3
+#: Seconds of live reruns that may go out at once after a quiet spell.
+BURST = 1.0
+#: Seconds after which a live rerun no longer holds up the next one (a slow page).
+FLIGHT_CAP = 2.0
+#: Seconds between two looks at the live rerun under way.
+FLIGHT_POLL = 0.005
+#: The process's CPU share (CPU seconds per wall second) above which live reruns wait.
+BUSY = 0.5
+#: Seconds over which that share is measured.
+LOAD_WINDOW = 0.5
+#: Seconds a live rerun waits at most for the process to be less busy.
+MAX_DEFER = 5.0
 
 
 @dataclass(slots=True, eq=False)
@@ -54,14 +77,17 @@ class LiveUpdates:
 
     def __init__(
         self, *,
-        rerun: Callable[[str, str | None, Callable[[], None], Callable[[object], None]], bool] = (
+        rerun: Callable[[str, str | None, Callable[[], None], Callable[[object | None], None]],
+                        bool] = (
             _compat.request_rerun),
         running: Callable[[str], bool] = _compat.session_running,
+        anyone_running: Callable[[], bool] = _compat.any_session_running,
         point: Callable[[], tuple[str, object | None, bool, str | None, object] | None] = (
             _compat.watch_point),
     ) -> None:
         self._rerun = rerun
         self._running = running
+        self._anyone_running = anyone_running
         self._point = point
         #: Whether changes rerun readers at all (configure(live=False) turns it off).
         self.enabled = True
@@ -76,6 +102,13 @@ class LiveUpdates:
         self._sent: dict[str, tuple[object, str]] = {}
         self._thread: threading.Thread | None = None
         self._closed = False
+        # The live rerun under way: (session, requested at, started); one at a time.
+        self._flight: tuple[str, float, bool] | None = None
+        self._tokens = BURST  # seconds of live reruns that may go out now
+        self._refilled = monotonic()
+        self._since: dict[str, float] = {}  # session -> when its pending rerun was asked for
+        self._window = (monotonic(), process_time())  # the load measure's start
+        self._load = 0.0  # the process's CPU share over the last window
         #: Reruns requested so far (for tests and benchmarks).
         self.reruns = 0
 
@@ -114,7 +147,7 @@ class LiveUpdates:
         """Whether the calling run is one a live update started: the runner the rerun went
         to (a click starts a new one) and the kind of run it asked for."""
         sent = self._sent.get(point[0])
-        return (sent is not None and point[4] is sent[0]
+        return (sent is not None and (point[4] is sent[0] or sent[0] is _compat.RUN_STARTING)
                 and (sent[1] == WHOLE) == point[2])
 
     def echo_now(self) -> bool:
@@ -128,6 +161,7 @@ class LiveUpdates:
         self._sent.pop(session_id, None)
         with self._cond:
             self._pending.pop(session_id, None)
+            self._since.pop(session_id, None)
             self._last.pop(session_id, None)
 
     # -- the write side -------------------------------------------------------------------------
@@ -169,7 +203,9 @@ class LiveUpdates:
         with self._cond:
             if self._closed:
                 return
+            now = monotonic()
             for session_id, fragment in targets.items():
+                self._since.setdefault(session_id, now)
                 known = self._pending.get(session_id)
                 # Two different fragments, or a fragment and the body: the whole page.
                 self._pending[session_id] = (fragment if known is None or known == fragment
@@ -181,50 +217,94 @@ class LiveUpdates:
             self._cond.notify()
 
     def _run(self) -> None:
-        """Send due reruns; wait for the next one due, or for news."""
+        """Send due reruns, one at a time and within the budget; wait for the next one due."""
         while True:
-            due: list[tuple[str, str]] = []
             with self._cond:
                 if self._closed:
                     return
-                now = monotonic()
-                wait = math.inf
-                for session_id, fragment in list(self._pending.items()):
-                    last, gap = self._last.get(session_id, (-math.inf, self.interval))
-                    at = last + gap
-                    if at > now:
-                        wait = min(wait, at - now)
-                    elif self._running(session_id):
-                        wait = min(wait, RUNNING_RECHECK)
-                    else:
-                        del self._pending[session_id]
-                        # Changes that keep coming (the last rerun was due within two gaps)
-                        # double the gap, up to SUSTAINED: a busy key then costs a reader
-                        # no more than polling it once a second would. A quiet spell resets.
-                        busy = now - last < 2 * gap
-                        gap = min(2 * gap, max(SUSTAINED, self.interval)) if busy else (
-                            self.interval)
-                        self._last[session_id] = (now, gap)
-                        due.append((session_id, fragment))
-                if not due:
-                    self._cond.wait(None if wait == math.inf else wait)
+                picked = None
+                wait = self._landed(monotonic())
+                if wait is None:
+                    picked, wait = self._pick(monotonic())
+                if picked is None:
+                    self._cond.wait(None if wait is None or wait == math.inf else wait)
                     continue
-            for session_id, fragment in due:
-                # Before the request: the rerun may start (and read) at once.
-                self._sent.pop(session_id, None)
-                self._rerunning(session_id, fragment)
-                try:
-                    sent = self._rerun(session_id, fragment or None,
-                                       functools.partial(self._busy, session_id, fragment),
-                                       functools.partial(self._mark, session_id, fragment))
-                except Exception:  # one session's failure must not stop the others' reruns
-                    _events.log.exception("safestate: a live rerun of session %s failed",
-                                          _events.session_label(session_id))
-                    sent = True
-                if sent:
-                    self.reruns += 1
-                else:  # the session is gone
-                    self.forget(session_id)
+                session_id, fragment = picked
+                self._flight = (session_id, monotonic(), False)
+            self._send(session_id, fragment)
+
+    def _landed(self, now: float) -> float | None:
+        """Settle the rerun under way; seconds to wait while it runs, else None (caller holds
+        the lock). Its time, request to end, is taken from the budget."""
+        flight = self._flight
+        if flight is None:
+            return None
+        session_id, at, started = flight
+        if now - at < FLIGHT_CAP and (not started or self._running(session_id)):
+            return FLIGHT_POLL
+        self._flight = None
+        self._tokens -= now - at
+        return None
+
+    def _pick(self, now: float) -> tuple[tuple[str, str] | None, float | None]:
+        """The next session to rerun, or why to wait: (pick, None) or (None, seconds)."""
+        self._tokens = min(BURST, self._tokens + (now - self._refilled) * BUDGET)
+        self._refilled = now
+        if self._tokens < 0:
+            return None, -self._tokens / BUDGET
+        if self._pending and (self._loaded(now) or self._anyone_running()):
+            oldest = min((self._since.get(sid, now) for sid in self._pending), default=now)
+            if now - oldest < MAX_DEFER:
+                return None, RUNNING_RECHECK
+        wait = math.inf
+        for session_id, fragment in list(self._pending.items()):
+            last, gap = self._last.get(session_id, (-math.inf, self.interval))
+            at = last + gap
+            if at > now:
+                wait = min(wait, at - now)
+            elif self._running(session_id):
+                wait = min(wait, RUNNING_RECHECK)
+            else:
+                del self._pending[session_id]
+                self._since.pop(session_id, None)
+                # Changes that keep coming (the last rerun was due within two gaps) double
+                # the gap, up to SUSTAINED: a busy key then costs a reader no more than
+                # polling it once a second would. A quiet spell resets it.
+                busy = now - last < 2 * gap
+                gap = min(2 * gap, max(SUSTAINED, self.interval)) if busy else self.interval
+                self._last[session_id] = (now, gap)
+                return (session_id, fragment), None
+        return None, wait
+
+    def _loaded(self, now: float) -> bool:
+        """Whether the process used more than BUSY of a core over the last window."""
+        started, cpu = self._window
+        if now - started >= LOAD_WINDOW:
+            spent = process_time()
+            self._load = (spent - cpu) / (now - started)
+            self._window = (now, spent)
+        return self._load > BUSY
+
+    def _send(self, session_id: str, fragment: str) -> None:
+        # Before the request: the rerun may start (and read) at once.
+        self._sent.pop(session_id, None)
+        self._rerunning(session_id, fragment)
+        try:
+            sent = self._rerun(session_id, fragment or None,
+                               functools.partial(self._busy, session_id, fragment),
+                               functools.partial(self._mark, session_id, fragment))
+        except Exception:  # one session's failure must not stop the others' reruns
+            _events.log.exception("safestate: a live rerun of session %s failed",
+                                  _events.session_label(session_id))
+            with self._cond:
+                self._flight = None
+            return
+        if sent:
+            self.reruns += 1
+            return
+        with self._cond:
+            self._flight = None
+        self.forget(session_id)  # the session is gone
 
     def _rerunning(self, session_id: str, fragment: str) -> None:
         """A rerun is on its way: what it reads will be noted anew (a page that no longer
@@ -241,13 +321,27 @@ class LiveUpdates:
             if not where:
                 reads.keys.pop(key, None)
 
-    def _mark(self, session_id: str, fragment: str, runner: object) -> None:
-        """The rerun went to ``runner``: that run's writes are echoes."""
-        self._sent[session_id] = (runner, fragment)
+    def _mark(self, session_id: str, fragment: str, runner: object | None) -> None:
+        """The rerun goes to ``runner``: that run's writes are echoes. ``RUN_STARTING``: it is
+        being requested (it may write before the runner is known); None: it did not start."""
+        if runner is None:
+            self._sent.pop(session_id, None)
+        else:
+            self._sent[session_id] = (runner, fragment)
+        if runner is _compat.RUN_STARTING:
+            return
+        with self._cond:
+            flight = self._flight
+            if flight is not None and flight[0] == session_id:
+                self._flight = None if runner is None else (session_id, flight[1], True)
+            self._cond.notify()
 
     def _busy(self, session_id: str, fragment: str) -> None:
         """A run started before the rerun was made (a click): rerun after it instead."""
         self._sent.pop(session_id, None)
+        with self._cond:
+            if self._flight is not None and self._flight[0] == session_id:
+                self._flight = None  # nothing ran: nothing to take from the budget
         self._schedule({session_id: fragment})
 
     def prune(self, ended: Callable[[str], bool]) -> int:

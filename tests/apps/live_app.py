@@ -5,6 +5,8 @@ Query parameters:
   post=TEXT     write TEXT to the shared key "board"
   noread=1      read nothing live (the session must then never be rerun by a change)
   frag=1        read "board" inside a fragment only
+  slow=1        the fragment takes 50 ms, between "<who> enter" and "<who> leave" in the log
+  hold=S        the run takes S seconds, between "<who> hold" and "<who> done" in the log
   burst=N       write "board" N times, 20 ms apart: b0 .. b<N-1>
   worker=TEXT   a thread (no script run of its own) writes TEXT to "board"
   quiet=TEXT    write TEXT to "quiet", a key the server's $SAFESTATE_LIVE_EXCLUDE lists
@@ -32,6 +34,10 @@ def note(what: str) -> None:
 
 
 note("body")
+if "hold" in q:
+    note("hold")
+    time.sleep(float(q["hold"]))  # a long script run (a report), not synchronization
+    note("done")
 if "post" in q:
     safestate.shared.safe_set("board", q["post"])
 if "burst" in q:
@@ -53,6 +59,10 @@ if "frag" in q:
     @st.fragment
     def board() -> None:
         note("fragment")
+        if "slow" in q:
+            note("enter")
+            time.sleep(0.05)  # a fragment that takes a while to draw
+            note("leave")
         st.markdown(f"BOARD={safestate.shared.safe_get('board')}")
 
     board()
