@@ -84,7 +84,7 @@ class DemoServer:
                 *(part for option in options for part in _flag(option)),
             ],
             cwd=cwd,
-            stdout=log.open("w"),
+            stdout=log.open("a"),  # a restarted server keeps what the last one logged
             stderr=subprocess.STDOUT,
             env=env,
         )

@@ -54,14 +54,23 @@ def _secret(path: pathlib.Path, given: str | None) -> str:
     """``given``, else the one kept in ``path``, else a new random one (kept, mode 0600).
 
     Kept, so a cluster started again over the same Redis still accepts the URLs it signed.
+    Raises RuntimeError if the kept file is empty or readable by others.
     """
     if given:
         return given
-    if path.exists():
-        return path.read_text().strip()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            raise RuntimeError(f"{path} is readable by others: chmod 600 it, or delete it "
+                               "(the URLs it signed then start afresh)") from None
+        value = path.read_text().strip()
+        if not value:
+            raise RuntimeError(f"{path} is empty: delete it and start again") from None
+        return value
     value = secrets.token_hex(32)
-    path.touch(mode=0o600)
-    path.write_text(value)
+    with os.fdopen(fd, "w") as out:
+        out.write(value)
     return value
 
 
@@ -228,25 +237,29 @@ def _stop_running(workdir: pathlib.Path, timeout: float = 30.0) -> int:
         print("no cluster is running (no .cluster/pids.json)")
         return 0
     recorded = json.loads(pidfile.read_text())
-    with contextlib.suppress(ProcessLookupError):
+    if _ours(recorded["cluster"], "cluster.py"):
         os.kill(recorded["cluster"], signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _alive(recorded["cluster"]):
+    while time.monotonic() < deadline and _ours(recorded["cluster"], "cluster.py"):
         time.sleep(0.1)  # polling interval of a bounded wait
-    for pid in recorded["children"]:  # the cluster process was killed before it cleaned up
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    # Left over only if the cluster process was killed before it cleaned up. A pid is killed
+    # only while it still runs one of the programs the cluster starts (pids are reused).
+    for pid in recorded["children"]:
+        if any(_ours(pid, name) for name in ("haproxy", "streamlit", "redis-server")):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     pidfile.unlink(missing_ok=True)
     print("cluster stopped")
     return 0
 
 
-def _alive(pid: int) -> bool:
+def _ours(pid: int, program: str) -> bool:
+    """Whether ``pid`` runs and its command line names ``program``."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return program in pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().decode(
+            errors="replace")
+    except OSError:
         return False
-    return True
 
 
 def _port_free(port: int) -> bool:
@@ -289,7 +302,11 @@ def _serve(args: argparse.Namespace) -> int:
                 if server is not None and server.proc.poll() is not None:
                     print(f"replica{i + 1} exited ({server.proc.returncode}); starting it again",
                           flush=True)
-                    cluster.start_replica(i)
+                    try:
+                        cluster.start_replica(i)
+                    except (RuntimeError, TimeoutError, OSError) as exc:
+                        # The others keep serving; the next round tries again.
+                        print(f"replica{i + 1} did not start: {exc}", flush=True)
                     pidfile.write_text(json.dumps({"cluster": os.getpid(),
                                                    "children": cluster.pids()}))
     except KeyboardInterrupt:

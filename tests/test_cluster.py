@@ -46,11 +46,20 @@ def replica_of(context: BrowserContext) -> str:
     return next(c["value"] for c in context.cookies() if c["name"] == COOKIE)
 
 
-def open_board(context: BrowserContext, url: str) -> Page:
-    page = context.new_page()
-    page.goto(f"{url}/board")
+def load(page: Page, url: str) -> str:
+    """Load ``url`` in ``page``; the replica that served it (HAProxy's X-Replica header)."""
+    response = page.goto(url)
+    assert response is not None and response.ok, url
     expect(page.locator(OWN)).to_be_visible()
     expect(page).to_have_url(re.compile(r"[?&]ss="))  # the signed identity token
+    return response.headers["x-replica"]
+
+
+def open_board(context: BrowserContext, url: str, replica: str | None = None) -> Page:
+    """A new tab on the board; ``replica``: the one that must have served it."""
+    page = context.new_page()
+    served = load(page, f"{url}/board")
+    assert replica is None or served == replica, (served, replica)
     return page
 
 
@@ -76,8 +85,8 @@ def test_two_browsers_on_different_replicas_see_one_board_live(
     try:
         pin(a_ctx, cluster, 1)
         pin(b_ctx, cluster, 2)
-        a, b = open_board(a_ctx, cluster.url), open_board(b_ctx, cluster.url)
-        assert (replica_of(a_ctx), replica_of(b_ctx)) == ("replica1", "replica2")
+        a = open_board(a_ctx, cluster.url, "replica1")
+        b = open_board(b_ctx, cluster.url, "replica2")
         status = cluster.status()
         assert int(status["replica1"]["scur"]) >= 1 and int(status["replica2"]["scur"]) >= 1
         before = int(shared_counter(b).replace(",", ""))
@@ -98,20 +107,18 @@ def test_a_users_state_is_the_same_whichever_replica_serves_them(
     ctx = browser.new_context()
     try:
         pin(ctx, cluster, 1)
-        page = open_board(ctx, cluster.url)
+        page = open_board(ctx, cluster.url, "replica1")
         for clicks in ("1", "2", "3"):
             page.get_by_role("button", name=BUTTON).click()
             expect(page.locator(OWN)).to_have_text(clicks)
         pin(ctx, cluster, 2)  # the next load goes to the other replica
-        page.goto(page.url)  # the URL carries the browser's identity token
+        assert load(page, page.url) == "replica2"  # the URL carries the identity token
         expect(page.locator(OWN)).to_have_text("3")
-        assert replica_of(ctx) == "replica2"
         page.get_by_role("button", name=BUTTON).click()
         expect(page.locator(OWN)).to_have_text("4")
         pin(ctx, cluster, 1)
-        page.goto(page.url)
+        assert load(page, page.url) == "replica1"
         expect(page.locator(OWN)).to_have_text("4")
-        assert replica_of(ctx) == "replica1"
     finally:
         ctx.close()
 
@@ -191,7 +198,7 @@ def test_killing_a_replica_loses_no_acknowledged_click(
     for replica in (1, 1, 2):
         ctx = browser.new_context()
         pin(ctx, cluster, replica)
-        page = open_board(ctx, cluster.url)
+        page = open_board(ctx, cluster.url, f"replica{replica}")
         users.append(BrowserUser(ctx, page, start=shown(page), best=shown(page)))
     before = _read_counter(cluster.port)
     out: dict[str, object] = {}
@@ -213,8 +220,7 @@ def test_killing_a_replica_loses_no_acknowledged_click(
         tally: Tally = out["tally"]  # type: ignore[assignment]
         # Every user's next page load is served by the live replica, with their own count.
         for user in users:
-            user.page.goto(user.page.url)
-            expect(user.page.locator(OWN)).not_to_have_text("")
+            assert load(user.page, user.page.url) == "replica2"
             final = shown(user.page)
             assert user.best <= final <= user.start + user.sent, (user.best, final, user.sent)
             assert replica_of(user.context) == "replica2"
@@ -245,11 +251,12 @@ def test_a_restarted_replica_rejoins_and_gets_new_users(
     new = browser.new_context()
     try:
         pin(keep, cluster, 2)
-        kept = open_board(keep, cluster.url)
+        kept = open_board(keep, cluster.url, "replica2")
         cluster.start_replica(0)
         cluster.wait_up([0])
-        page = open_board(new, cluster.url)
-        assert replica_of(new) == "replica1"  # leastconn: the restarted replica has none
+        # leastconn: the restarted replica has no connection, replica2 has this module's
+        page = open_board(new, cluster.url, "replica1")
+        assert replica_of(new) == "replica1"
         page.get_by_role("button", name=BUTTON).click()
         expect(page.locator(OWN)).to_have_text("1")
         expect_shared(kept, int(shared_counter(page).replace(",", "")))
@@ -285,18 +292,31 @@ def test_make_cluster_prints_one_url_restarts_a_dead_replica_and_stops_everythin
         os.kill(replica_pid, signal.SIGKILL)
         wait_for(lambda: any("replica1 exited" in line for line in lines),
                  "the dead replica to be started again", timeout=30)
+        pids = tmp_path / "pids.json"
+        wait_for(lambda: len(_recorded(pids)) == len(children)
+                 and replica_pid not in _recorded(pids), "the new replica's pid", timeout=60)
         wait_for(lambda: _health(opener, port), "the load balancer to serve again", timeout=60)
-        children = json.loads((tmp_path / "pids.json").read_text())["children"]
+        children = _recorded(pids)
         stop = subprocess.run([sys.executable, str(DEPLOY / "cluster.py"), "stop", "--workdir",
                                str(tmp_path)], capture_output=True, text=True, timeout=60)
         assert stop.returncode == 0, stop.stderr
         proc.wait(30)
         wait_for(lambda: not any(_alive(pid) for pid in children), "every part to stop")
-        assert not (tmp_path / "pids.json").exists()
+        assert not pids.exists()
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # a failure above: stop what it started, then it
+            subprocess.run([sys.executable, str(DEPLOY / "cluster.py"), "stop", "--workdir",
+                            str(tmp_path)], capture_output=True, timeout=60, check=False)
             proc.kill()
             proc.wait(10)
+
+
+def _recorded(pids: pathlib.Path) -> list[int]:
+    """The children ``make cluster`` recorded in its pid file (none while it rewrites it)."""
+    try:
+        return list(json.loads(pids.read_text())["children"])
+    except (OSError, ValueError, KeyError):
+        return []
 
 
 def _health(opener: urllib.request.OpenerDirector, port: int) -> bool:

@@ -410,10 +410,13 @@ def request_rerun(session_id: str, fragment_id: str | None = None,
             # The run may start writing before request_rerun returns; no click can start a
             # run in between (clicks are handled on this loop too).
             sent(RUN_STARTING)
-        session.request_rerun(client_state)
-        runner = session._scriptrunner
-        if sent is not None:
-            sent(None if runner is None else runner._requests)
+        runner = None
+        try:
+            session.request_rerun(client_state)
+            runner = session._scriptrunner
+        finally:
+            if sent is not None:  # never left at RUN_STARTING: a click's writes are no echo
+                sent(None if runner is None else runner._requests)
 
     try:
         session._event_loop.call_soon_threadsafe(on_loop)

@@ -12,7 +12,8 @@ never waits for other sessions. While a session's keys keep changing, the gap be
 its reruns doubles up to one second (``SUSTAINED``): a key that changes all the time
 costs its readers no more than polling it every second would; a quiet spell resets it.
 
-Live reruns yield to the users' own runs. One is under way at a time per process, and
+Live reruns yield to the users' own runs. One is under way at a time per process (one
+still running after ``FLIGHT_CAP`` seconds no longer holds up the next), and
 together they take at most ``BUDGET`` of the process's time (measured, request to end,
 so a loaded process, whose reruns take longer, sends fewer); a burst of ``BURST``
 seconds' worth goes out at once. While another session is running a script, or the
@@ -219,19 +220,25 @@ class LiveUpdates:
     def _run(self) -> None:
         """Send due reruns, one at a time and within the budget; wait for the next one due."""
         while True:
-            with self._cond:
-                if self._closed:
-                    return
-                picked = None
-                wait = self._landed(monotonic())
-                if wait is None:
-                    picked, wait = self._pick(monotonic())
-                if picked is None:
-                    self._cond.wait(None if wait is None or wait == math.inf else wait)
-                    continue
-                session_id, fragment = picked
-                self._flight = (session_id, monotonic(), False)
-            self._send(session_id, fragment)
+            try:
+                with self._cond:
+                    if self._closed:
+                        return
+                    picked = None
+                    wait = self._landed(monotonic())
+                    if wait is None:
+                        picked, wait = self._pick(monotonic())
+                    if picked is None:
+                        self._cond.wait(None if wait is None or wait == math.inf else wait)
+                        continue
+                    session_id, fragment = picked
+                    self._flight = (session_id, monotonic(), False)
+                self._send(session_id, fragment)
+            except Exception:  # the one thread for every session's live updates must go on
+                _events.log.exception("safestate: the live update thread hit an error")
+                with self._cond:
+                    self._flight = None
+                    self._cond.wait(RUNNING_RECHECK)  # not a hot loop if it keeps failing
 
     def _landed(self, now: float) -> float | None:
         """Settle the rerun under way; seconds to wait while it runs, else None (caller holds
