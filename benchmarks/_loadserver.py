@@ -30,6 +30,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """Terminate ``proc`` and wait; kill it if it has not ended within ``timeout`` s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout)
+
+
 def process_cpu_seconds(pid: int) -> float:
     """CPU time process ``pid`` has used so far (all its threads, user + system)."""
     stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
@@ -140,13 +152,7 @@ class DemoServer:
 
     def stop(self) -> None:
         """Terminate the server (kill it if it does not stop within 10 s)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
 
 
 def _flag(option: str) -> tuple[str, str]:
@@ -227,12 +233,7 @@ class RedisServer:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
 
 
 # -- command-line arguments the benchmarks share ---------------------------------------------------

@@ -249,11 +249,23 @@ def report(a: argparse.Namespace, rows: list[Row], wall_s: float, command: str) 
     return "\n".join(lines) + "\n"
 
 
+def counts(text: str) -> list[int]:
+    """An argparse type: comma-separated session counts, each > 0, e.g. "10,20,40"."""
+    try:
+        found = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        found = []
+    if not found or min(found) < 1:
+        raise argparse.ArgumentTypeError(f"session counts are integers > 0 such as 10,20,40; "
+                                         f"got {text!r}")
+    return found
+
+
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--replicas", type=listed([str(i) for i in range(1, 9)], "replica counts"),
                    default=["1", "2"], help="replica counts, e.g. 1,2")
-    p.add_argument("--sessions", type=lambda t: [int(x) for x in t.split(",") if x.strip()],
+    p.add_argument("--sessions", type=counts,
                    default=[10, 20, 30, 40, 60, 80, 120],
                    help="N in increasing order; the next N only while p99 < --target-ms")
     p.add_argument("--seconds", type=positive(float), default=30.0)

@@ -34,7 +34,13 @@ HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from _loadserver import DemoServer, RedisServer, free_port, http_get  # noqa: E402
+from _loadserver import (  # noqa: E402
+    DemoServer,
+    RedisServer,
+    free_port,
+    http_get,
+    stop_process,
+)
 
 #: The load balancer's configuration, used as it is (the README shows this file).
 CONFIG = HERE / "haproxy.cfg"
@@ -215,13 +221,8 @@ class Cluster:
 
     def stop(self) -> None:
         """Stop HAProxy, the replicas and Redis (each killed if it does not stop in 10 s)."""
-        if self.haproxy is not None and self.haproxy.poll() is None:
-            self.haproxy.terminate()
-            try:
-                self.haproxy.wait(10)
-            except subprocess.TimeoutExpired:
-                self.haproxy.kill()
-                self.haproxy.wait(10)
+        if self.haproxy is not None:
+            stop_process(self.haproxy)
         for server in self.replicas:
             if server is not None:
                 server.stop()
