@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: test lint demo bench loadtest bench-live flood structure clean cluster cluster-stop \
-	loadtest-cluster
+	loadtest-cluster test-compat
 
 # Debian's Chromium for the browser tests; Playwright never downloads a browser here.
 $(CHROMIUM):
@@ -37,12 +37,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks examples deploy
+	$(VENV)/bin/ruff check src tests benchmarks examples deploy tools
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports
 
 test: lint $(CHROMIUM) $(REDIS) $(HAPROXY)
 	$(PY) -m pytest
+
+# The core suite (not the browser, cluster or load tests) against a sample of Streamlit minors,
+# each in its own venv under .compat/ (tools/compat.py); COMPAT_VERSIONS="1.40 newest" picks.
+COMPAT_VERSIONS ?= 1.40 1.45 1.52 1.60 newest
+test-compat: $(REDIS) $(HAPROXY)
+	$(PYTHON) tools/compat.py $(COMPAT_VERSIONS)
 
 demo: $(STAMP)
 	DEMO_ADMIN_PASSWORD=$${DEMO_ADMIN_PASSWORD:-demo-admin} $(VENV)/bin/streamlit run examples/demo/app.py --server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false
@@ -92,4 +98,4 @@ structure: $(STAMP)
 	$(PY) benchmarks/structure.py $(STRUCTURE_ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .cluster
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .cluster .compat

@@ -16,6 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import safestate.testing
+from safestate import _compat
 from safestate.app import App
 
 HERE = pathlib.Path(__file__).parent
@@ -33,6 +34,21 @@ __all__ = ["RedisServer", "free_port", "raised_in_thread", "wait_for"]  # import
 
 #: Seconds between two looks at a condition a test waits for (never synchronization).
 POLL = 0.005
+
+
+def needs_streamlit(version: str, why: str) -> pytest.MarkDecorator:
+    """Skip a test on a Streamlit older than ``version`` (``make test-compat`` runs the
+    suite on 1.40 and up), saying what it needs: a Streamlit feature, not safestate's."""
+    return pytest.mark.skipif(not _compat.at_least(version),
+                              reason=f"needs Streamlit {version}+: {why}")
+
+
+#: AppTest runs the page st.navigation picks since 1.44 (`streamlit run` since 1.36).
+APPTEST_NAVIGATION = needs_streamlit("1.44", "AppTest running st.navigation pages")
+#: AppTest.user, a test's logged-in user (before it every AppTest user is test@example.com).
+APPTEST_USER = needs_streamlit("1.67", "AppTest.user, to log a test user in")
+#: st.fragment(parallel=True), several fragments of one session at once.
+PARALLEL_FRAGMENTS = needs_streamlit(_compat.PARALLEL_FRAGMENTS, "st.fragment(parallel=True)")
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:

@@ -7,9 +7,18 @@ import re
 import time
 
 import pytest
+from conftest import APPTEST_NAVIGATION
 from streamlit.testing.v1 import AppTest
 
 DEMO = pathlib.Path(__file__).parents[1] / "examples" / "demo" / "app.py"
+#: The demo's pages come from st.navigation.
+pytestmark = APPTEST_NAVIGATION
+
+
+@pytest.fixture(autouse=True)
+def demo_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `streamlit run` puts the script's folder on sys.path; AppTest does so since 1.5x only.
+    monkeypatch.syspath_prepend(str(DEMO.parent))
 
 
 def demo() -> AppTest:

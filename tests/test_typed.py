@@ -10,6 +10,7 @@ server; tests/test_coherence.py runs the same from two tabs and two server proce
 from __future__ import annotations
 
 import pytest
+from conftest import PARALLEL_FRAGMENTS
 from conftest import run_app as run
 
 N = 300  # per fragment or session
@@ -56,6 +57,7 @@ def _hammer_app(url: str, mode: str, n: int, fragments: int) -> None:
     st.session_state["done"] = done
 
 
+@PARALLEL_FRAGMENTS
 @pytest.mark.parametrize("mode", ["plus", "edit"])
 def test_parallel_fragments_lose_no_typed_update(store_url: str, mode: str) -> None:
     at = run(_hammer_app, url=store_url, mode=mode, n=N, fragments=4)

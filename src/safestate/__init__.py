@@ -8,13 +8,16 @@ are their methods. Everything else lives in a named submodule: errors in
 (``safestate.current_app()`` is the one in use).
 """
 
-from . import monitoring
+from . import _compat, monitoring
 from .app import App as _App
 from .app import build_app as _build_app
 from .errors import SafestateError, StoreUnavailable
 from .manager import SessionStateManager
 from .validator import SessionValidator
 
+# Fails loudly, naming the piece and the version, if this Streamlit moved an internal that
+# safestate uses: before any state is touched, on versions newer than any tested too.
+_compat.verify()
 _app = _build_app()
 
 #: The calling session's state manager.

@@ -5,7 +5,9 @@ session's state from a worker thread, or to ask whether a session has ended.
 Each internal used for that is wrapped here with a note on why and since which
 version it has been checked. ``verify()`` is run by the test suite and fails
 loudly, naming the missing piece, when a Streamlit upgrade moves one of them.
-Checked against Streamlit 1.67.0.
+Checked against every Streamlit minor from 1.40 to 1.67: where an internal moved, the
+constants below name the first version with the new form, and ``verify()`` checks the form the
+running version should have.
 
 The session state object ``current_run`` hands out is used elsewhere only through
 its mapping protocol (get, set and delete an item), which ``verify()`` checks too.
@@ -19,18 +21,57 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-# Why: the script thread carries its ScriptRunContext as an attribute; this is
-# how Streamlit itself finds the calling session (st.session_state, st.context).
-# Location since 1.37 (streamlit.runtime.scriptrunner_utils).
-from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+import streamlit
+from packaging.version import Version
 
 from . import _events
 from .errors import StreamlitCompatibilityError
+
+try:
+    # Why: the script thread carries its ScriptRunContext as an attribute; this is
+    # how Streamlit itself finds the calling session (st.session_state, st.context).
+    # Location since 1.37 (streamlit.runtime.scriptrunner_utils).
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+except ImportError as exc:  # pragma: no cover - only on a Streamlit that moved it
+    raise StreamlitCompatibilityError(
+        f"Streamlit {streamlit.__version__} moved an internal safestate uses: "
+        "streamlit.runtime.scriptrunner_utils.script_run_context.get_script_run_ctx. "
+        "safestate is tested with Streamlit 1.40 to 1.67.") from exc
 
 if TYPE_CHECKING:
     from streamlit.runtime.state.session_state import SessionState
 
 SessionStatus = Literal["active", "disconnected", "ended", "unknown"]
+
+#: The running Streamlit's version, as it says.
+STREAMLIT_VERSION: str = streamlit.__version__
+
+#: The oldest Streamlit safestate supports, and the newest it was tested with.
+OLDEST, NEWEST_TESTED = "1.40", "1.67"
+#: The requirement that installs a Streamlit safestate was tested with.
+SUPPORTED = "streamlit>=1.40,<1.68"
+#: Where internals moved: the first version with the new form.
+PARALLEL_FRAGMENTS = "1.58"  # st.fragment(parallel=True), ScriptRunContext._main_thread_ident
+THREAD_STATE = "1.58"  # ThreadState.fragment_id; before, ScriptRunContext.current_fragment_id
+CONTEXT_INFO = "1.43"  # ClientState.context_info (st.context's timezone and locale)
+RESET_STATE_VALUE = "1.47"  # SessionState.reset_state_value
+TOAST_DURATION = "1.49"  # st.toast(duration=)
+CACHE_RESOURCE_SCOPE = "1.53"  # st.cache_resource(scope="session", on_release=)
+WIDGET_ERROR = "1.63"  # StreamlitWidgetAlreadyInstantiatedError
+STORAGE_LOCK = "1.67"  # WebsocketSessionManager._storage_lock, AppSession.has_fragment
+HORIZONTAL = "1.48"  # st.container(horizontal=True)
+ST_USER = "1.45"  # st.user; before, st.experimental_user
+ST_LOGIN = "1.42"  # st.login, st.logout
+
+
+def compare(running: str, version: str) -> bool:
+    """Whether Streamlit ``running`` ("1.58.0rc1") is of minor ``version`` ("1.58") or newer."""
+    return Version(version).release[:2] <= Version(running).release[:2]
+
+
+def at_least(version: str) -> bool:
+    """Whether the running Streamlit is of minor ``version`` ("1.50") or newer."""
+    return compare(STREAMLIT_VERSION, version)
 
 #: How long a worker's write waits for Streamlit's run lock before writing without it.
 #: Streamlit holds that lock for microseconds to compact state at the start of a run,
@@ -103,12 +144,29 @@ def current_run_marker() -> object | None:
     Other threads that carry the context (parallel fragments, ``add_script_run_ctx``)
     get None: only the script thread may read query parameters under safestate's lock,
     since it is the thread that holds Streamlit's state lock through widget callbacks.
-    ``_main_thread_ident`` is set by ``ScriptRunContext.__post_init__`` (since 1.40).
+    See ``_on_script_thread``.
     """
     ctx = get_script_run_ctx(suppress_warning=True)
-    if ctx is None or threading.get_ident() != ctx._main_thread_ident:
+    if ctx is None or not _on_script_thread(ctx):
         return None
     return ctx.cursors
+
+
+#: The name ScriptRunner gives the thread that runs the script (``ScriptRunner._run_script``).
+SCRIPT_THREAD_NAME = "ScriptRunner.scriptThread"
+
+
+def _on_script_thread(ctx: Any) -> bool:
+    """Whether the calling thread is the script's own, not one that carries its context.
+
+    ``ScriptRunContext._main_thread_ident`` (set by ``__post_init__``, since 1.58, when
+    parallel fragments came). Before it the only other threads with a context were the
+    user's own (``add_script_run_ctx``): tell the script thread by its name.
+    """
+    ident = getattr(ctx, "_main_thread_ident", None)
+    if ident is not None:
+        return bool(threading.get_ident() == ident)
+    return threading.current_thread().name == SCRIPT_THREAD_NAME
 
 
 def in_script_run() -> bool:
@@ -139,12 +197,26 @@ def session_status(session_id: str) -> SessionStatus:
         return "unknown"
     if mgr.is_active_session(session_id):  # a plain dict read
         return "active"
-    # The storage of disconnected sessions is a TTLCache whose reads reorder it:
-    # read it under the lock Streamlit itself takes around it (WebsocketSessionManager
-    # ._storage_lock and ._session_storage, since 1.18 / 1.60).
-    with mgr._storage_lock:
-        info = mgr._session_storage.get(session_id)
-    return "ended" if info is None else "disconnected"
+    return "disconnected" if _is_stored(mgr, session_id) else "ended"
+
+
+def _is_stored(mgr: Any, session_id: str) -> bool:
+    """Whether the manager keeps ``session_id`` for a reconnect (a disconnected session).
+
+    The storage (``WebsocketSessionManager._session_storage``, since 1.18) is a TTLCache
+    whose reads reorder it. Since 1.67 Streamlit guards it with ``_storage_lock``: read it
+    under that lock. Before, only the event loop touched it: peek without reordering
+    (``MemorySessionStorage._cache``, a cachetools TTLCache whose ``in`` changes nothing).
+    """
+    storage = mgr._session_storage
+    lock = getattr(mgr, "_storage_lock", None)
+    if lock is not None:
+        with lock:
+            return storage.get(session_id) is not None
+    cache = getattr(storage, "_cache", None)
+    if cache is not None:
+        return session_id in cache
+    return storage.get(session_id) is not None  # a custom SessionStorage: its own locking
 
 
 def _app_session(session_id: str) -> Any | None:
@@ -216,7 +288,7 @@ class WorkerStateView:
 
     def __setitem__(self, key: str, value: Any) -> None:
         with _RunLock(self._session_id):
-            self._state.reset_state_value(key, value)
+            _set_unchecked(self._state, key, value)
             self._state._old_state[key] = value
 
     def __delitem__(self, key: str) -> None:
@@ -226,6 +298,19 @@ class WorkerStateView:
     @property
     def filtered_state(self) -> dict[str, Any]:
         return self._state.filtered_state
+
+
+def _set_unchecked(state: SessionState, key: str, value: Any) -> None:
+    """Write ``key`` without the check that needs the writing thread's script context.
+
+    ``SessionState.reset_state_value`` since 1.47 (a write to ``_new_session_state``);
+    before it, that dict itself (since 1.0).
+    """
+    reset = getattr(state, "reset_state_value", None)
+    if reset is not None:
+        reset(key, value)
+    else:
+        state._new_session_state[key] = value
 
 
 def snapshot(state: Any) -> dict[str, Any]:
@@ -242,6 +327,60 @@ def snapshot(state: Any) -> dict[str, Any]:
         except RuntimeError:  # "dictionary changed size during iteration"
             continue
     return dict(state.filtered_state)
+
+
+def widget_already_drawn(exc: BaseException) -> bool:
+    """Whether Streamlit refused a state write because the key's widget was drawn in this run.
+
+    ``StreamlitWidgetAlreadyInstantiatedError`` since 1.63; before, a plain
+    ``StreamlitAPIException`` saying the key "cannot be modified after the widget" is
+    instantiated (``SessionState._set_key_with_widget_check``, since 1.0).
+    """
+    import streamlit.errors
+
+    named = getattr(streamlit.errors, "StreamlitWidgetAlreadyInstantiatedError", None)
+    if named is not None:
+        return isinstance(exc, named)
+    return "cannot be modified after the widget" in str(exc)
+
+
+def user_info() -> Any:
+    """The logged-in user's info (a read-only mapping): ``st.user`` since 1.45, before it
+    ``st.experimental_user`` (the same object under its earlier name)."""
+    import streamlit as st
+
+    return st.user if at_least(ST_USER) else getattr(st, "experimental_user")  # noqa: B009
+
+
+def secrets_section(name: str) -> Any:
+    """``st.secrets[name]``, or None when there is no secrets file or no such section.
+
+    ``Secrets.load_if_toml_exists`` (1.40 to 1.67) first: without a secrets file, reading
+    ``st.secrets`` drew a "No secrets found" error on the page before 1.44.
+    """
+    import streamlit as st
+
+    if not st.secrets.load_if_toml_exists():
+        return None
+    return st.secrets.get(name)
+
+
+def button_row() -> Any:
+    """A container that lays buttons side by side (``horizontal=True``, since 1.48); before
+    that, one under the other."""
+    import streamlit as st
+
+    return st.container(horizontal=True) if at_least(HORIZONTAL) else st.container()
+
+
+def toast(text: str, icon: str) -> None:
+    """``st.toast`` that stays up for long where it can (``duration=``, since 1.49)."""
+    import streamlit as st
+
+    if at_least(TOAST_DURATION):
+        st.toast(text, icon=icon, duration="long")
+    else:
+        st.toast(text, icon=icon)
 
 
 def show_developer_notes() -> bool:
@@ -262,7 +401,6 @@ def verify() -> None:
 
     Raises StreamlitCompatibilityError naming what moved.
     """
-    import streamlit
     from streamlit.runtime import Runtime
     from streamlit.runtime.app_session import AppSession
     from streamlit.runtime.scriptrunner import ScriptRunner
@@ -275,8 +413,9 @@ def verify() -> None:
         if not ok:
             raise StreamlitCompatibilityError(
                 f"Streamlit {streamlit.__version__} moved an internal safestate uses: "
-                f"{what}. Pin streamlit to a version safestate supports, or update "
-                "safestate/_compat.py."
+                f"{what}. safestate is tested with Streamlit {OLDEST} to {NEWEST_TESTED}: "
+                f"install one of those (pip install '{SUPPORTED}') or a safestate "
+                "release that supports this Streamlit."
             )
 
     def assigns(cls: type, attr: str) -> bool:
@@ -286,17 +425,27 @@ def verify() -> None:
     need(isinstance(getattr(wrapper, "_state", None), SessionState), "SafeSessionState._state")
     need(type(getattr(wrapper, "_lock", None)) is type(threading.RLock()), "SafeSessionState._lock")
     need(callable(getattr(wrapper, "_yield_callback", None)), "SafeSessionState._yield_callback")
-    used = ("__getitem__", "__setitem__", "__delitem__", "filtered_state", "reset_state_value")
-    for name in used:
+    for name in ("__getitem__", "__setitem__", "__delitem__", "filtered_state"):
         need(hasattr(SessionState, name), f"SessionState.{name}")
-    need("_old_state" in SessionState.__slots__, "SessionState._old_state")
+    # An instance, not the class: SessionState is a dataclass with __slots__ in some versions
+    # and without them in others (1.50), so its fields are not always class attributes.
+    state = SessionState()
+    for name in ("_old_state", "_new_session_state"):
+        need(isinstance(getattr(state, name, None), dict), f"SessionState.{name}")
     need(callable(getattr(Runtime, "exists", None)), "Runtime.exists")
     need(callable(getattr(Runtime, "instance", None)), "Runtime.instance")
     need(assigns(Runtime, "_session_mgr"), "Runtime._session_mgr")
     for name in ("is_active_session", "get_active_session_info", "list_active_sessions"):
         need(callable(getattr(WebsocketSessionManager, name, None)), f"SessionManager.{name}")
-    for name in ("_storage_lock", "_session_storage"):
-        need(assigns(WebsocketSessionManager, name), f"WebsocketSessionManager.{name}")
+    need(assigns(WebsocketSessionManager, "_session_storage"),
+         "WebsocketSessionManager._session_storage")
+    if at_least(STORAGE_LOCK):
+        need(assigns(WebsocketSessionManager, "_storage_lock"),
+             "WebsocketSessionManager._storage_lock")
+    else:
+        from streamlit.runtime.memory_session_storage import MemorySessionStorage
+
+        need(assigns(MemorySessionStorage, "_cache"), "MemorySessionStorage._cache")
     need("session" in ActiveSessionInfo.__annotations__, "ActiveSessionInfo.session")
     need(assigns(AppSession, "_scriptrunner"), "AppSession._scriptrunner")
     need(assigns(ScriptRunner, "_session_state"), "ScriptRunner._session_state")
@@ -311,19 +460,29 @@ def verify() -> None:
     need(assigns(ScriptRunner, "_requests"), "ScriptRunner._requests")
     need("script_requests" in ScriptRunContext.__dataclass_fields__,
          "ScriptRunContext.script_requests")
-    need(callable(getattr(AppSession, "has_fragment", None)), "AppSession.has_fragment")
+    need(callable(getattr(AppSession, "has_fragment", None))
+         or assigns(AppSession, "_fragment_storage"), "AppSession.has_fragment")
     need(callable(getattr(AppSession, "request_rerun", None)), "AppSession.request_rerun")
     from streamlit.proto.ClientState_pb2 import ClientState
 
-    for name in ("query_string", "page_script_hash", "page_name", "context_info",
-                 "fragment_id", "is_auto_rerun"):
+    fields = ["query_string", "page_script_hash", "page_name", "fragment_id", "is_auto_rerun"]
+    for name in fields + (["context_info"] if at_least(CONTEXT_INFO) else []):
         need(name in ClientState.DESCRIPTOR.fields_by_name, f"ClientState.{name}")
-    thread_state = _thread_state()
-    need(thread_state is not None and callable(getattr(thread_state, "get", None)),
-         "ThreadState.get (the running fragment's id)")
-    need(assigns(ScriptRunContext, "_main_thread_ident")
-         or "_main_thread_ident" in vars(ScriptRunContext)["__post_init__"].__code__.co_names,
-         "ScriptRunContext._main_thread_ident")
+    if at_least(THREAD_STATE):
+        thread_state = _thread_state()
+        need(thread_state is not None and callable(getattr(thread_state, "get", None)),
+             "ThreadState.get (the running fragment's id)")
+    else:
+        need("current_fragment_id" in ScriptRunContext.__dataclass_fields__,
+             "ScriptRunContext.current_fragment_id")
+    if at_least(PARALLEL_FRAGMENTS):
+        post_init = vars(ScriptRunContext).get("__post_init__")
+        need(post_init is not None and "_main_thread_ident" in post_init.__code__.co_names,
+             "ScriptRunContext._main_thread_ident")
+    else:
+        need(SCRIPT_THREAD_NAME in ScriptRunner._run_script_thread.__code__.co_consts
+             or SCRIPT_THREAD_NAME in ScriptRunner.start.__code__.co_consts,
+             "the script thread's name")
 
 
 # -- live updates: what a read was part of, and asking a session to rerun ----------------------
@@ -334,14 +493,14 @@ def watch_point() -> tuple[str, object | None, bool, str | None, object] | None:
     ``current_run_marker``) on the script's own thread, else None. ``full`` says whether it
     is a whole-page run: ``fragment_ids_this_run`` is set by ``reset()`` for a fragment-only
     run (since 1.37). The fragment id is the running fragment's (``ThreadState.fragment_id``,
-    since 1.67; ``ctx.current_fragment_id`` before it), None in the script's body. The
+    since 1.58; ``ctx.current_fragment_id`` before it), None in the script's body. The
     runner is the run's ``ctx.script_requests``, one per ScriptRunner (since 1.37): with
     ``runner.fastReruns`` every full rerun gets a new one. None outside a script run.
     """
     ctx = get_script_run_ctx(suppress_warning=True)
     if ctx is None:
         return None
-    run = ctx.cursors if threading.get_ident() == ctx._main_thread_ident else None
+    run = ctx.cursors if _on_script_thread(ctx) else None
     return (ctx.session_id, run, not ctx.fragment_ids_this_run, _fragment_id(ctx),
             ctx.script_requests)
 
@@ -359,7 +518,7 @@ def _fragment_id(ctx: Any) -> str | None:
 def _thread_state() -> Any:
     try:
         from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
-    except ImportError:  # before 1.67 the fragment id was on the context
+    except ImportError:  # before 1.58 the fragment id was on the context
         return None
     return ThreadState
 
@@ -400,9 +559,9 @@ def request_rerun(session_id: str, fragment_id: str | None = None,
         client_state = ClientState(query_string=last.query_string,
                                    page_script_hash=last.page_script_hash,
                                    page_name=last.page_name)
-        if last.HasField("context_info"):
+        if _HAS_CONTEXT_INFO and last.HasField("context_info"):
             client_state.context_info.CopyFrom(last.context_info)
-        if fragment_id and session.has_fragment(fragment_id):
+        if fragment_id and _has_fragment(session, fragment_id):
             client_state.fragment_id = fragment_id
             # As run_every's reruns: a fragment a full run has just dropped is skipped quietly.
             client_state.is_auto_rerun = True
@@ -423,6 +582,26 @@ def request_rerun(session_id: str, fragment_id: str | None = None,
     except RuntimeError:  # the loop is closed: the server is stopping
         return False
     return True
+
+
+def _client_state_has(field: str) -> bool:
+    from streamlit.proto.ClientState_pb2 import ClientState
+
+    return field in ClientState.DESCRIPTOR.fields_by_name
+
+
+#: ``ClientState.context_info`` (the browser's timezone and locale for ``st.context``), since
+#: 1.43; a rerun request before it carries none.
+_HAS_CONTEXT_INFO = _client_state_has("context_info")
+
+
+def _has_fragment(session: Any, fragment_id: str) -> bool:
+    """Whether the session still holds the fragment: ``AppSession.has_fragment`` (since
+    1.67), before it ``AppSession._fragment_storage.contains`` (since 1.37)."""
+    has = getattr(session, "has_fragment", None)
+    if has is not None:
+        return bool(has(fragment_id))
+    return bool(session._fragment_storage.contains(fragment_id))
 
 
 def any_session_running() -> bool:

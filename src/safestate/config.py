@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
-from . import _events
+from . import _compat, _events
 from ._backends import Backends, BackendSlot
 from .errors import InvalidSettingError, quote
 from .live import LiveUpdates
@@ -52,9 +52,7 @@ def read_deployment() -> dict[str, Any]:
     found: dict[str, Any] = {}
     unknown: list[str] = []
     try:
-        import streamlit as st
-
-        section = st.secrets.get("safestate")
+        section = _compat.secrets_section("safestate")
         if section is not None:
             found = {n: section[n] for n in known if n in section}
             unknown += [f"[safestate] {k}" for k in section if k not in known]

@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any, Literal
 
+from . import _compat
 from .errors import SafestateError
 
 IdentityMode = Literal["session", "user", "browser"] | Callable[[], str]
@@ -86,7 +87,7 @@ def resolve(
     if mode == "session":
         return "session:" + session_id
     if mode == "user":
-        user: Any = st.user
+        user: Any = _compat.user_info()
         if user.get("is_logged_in") or user.get("email"):
             who = user.get("email") or user.get("sub")
             if who:

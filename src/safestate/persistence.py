@@ -267,15 +267,15 @@ def _warn_no_user(part: PersistedSession) -> None:
     if part.warned_no_user:
         return
     part.warned_no_user = True
+    fix = ("Call st.login() first, or use identity='browser'." if _compat.at_least(
+        _compat.ST_LOGIN) else f"Streamlit {_compat.STREAMLIT_VERSION} has no st.login "
+        f"(it came in {_compat.ST_LOGIN}): upgrade Streamlit, or use identity='browser'.")
     message = ("safestate: identity='user' but nobody is logged in (st.user): this "
                "session's persisted state is kept for this session only and a reload "
-               "starts afresh. Call st.login() first, or use identity='browser'.")
+               f"starts afresh. {fix}")
     _log.warning("%s (%s)", message, _compat.current_label())
     if _compat.show_developer_notes():
-        import streamlit as st
-
-        st.toast(message.removeprefix("safestate: "), icon=":material/person_off:",
-                 duration="long")
+        _compat.toast(message.removeprefix("safestate: "), icon=":material/person_off:")
 
 
 class PersistentView:

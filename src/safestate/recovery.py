@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
+from . import _compat
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -24,7 +26,7 @@ def show_recovery(
 
     lines = "\n".join(f"- {p.message}" for p in problems)
     st.error(f"**This page can't load yet.**\n\n{lines}", icon=":material/error:")
-    with st.container(horizontal=True):
+    with _compat.button_row():
         st.button("Retry", key="safestate_recovery_retry", on_click=on_retry, type="primary",
                   icon=":material/refresh:")
         st.button("Reset my session", key="safestate_recovery_reset", on_click=on_reset,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException, StreamlitWidgetAlreadyInstantiatedError
+from streamlit.errors import StreamlitAPIException
 
 from . import _compat, _events
 from ._keys import MISSING, check_key
@@ -113,13 +113,13 @@ def _give(session: BoundSession, key: str, wkey: str, value: Any) -> None:
     """Set the widget key to ``value``; a key Streamlit refuses raises WidgetBindingError."""
     try:
         session.safe_set(wkey, value)
-    except StreamlitWidgetAlreadyInstantiatedError:
-        # Streamlit 1.67 refuses a key whose widget was drawn earlier in this run: bind()
-        # came after the widget, or twice for one widget key.
-        raise WidgetBindingError(
-            key, wkey, "a widget with that key was already drawn in this run") from None
-    except StreamlitAPIException as exc:  # any other refusal: named, never silent
-        raise WidgetBindingError(
+    except StreamlitAPIException as exc:
+        if _compat.widget_already_drawn(exc):
+            # Streamlit refuses a key whose widget was drawn earlier in this run: bind()
+            # came after the widget, or twice for one widget key.
+            raise WidgetBindingError(
+                key, wkey, "a widget with that key was already drawn in this run") from None
+        raise WidgetBindingError(  # any other refusal: named, never silent
             key, wkey, f"Streamlit refused it ({type(exc).__name__})") from None
 
 
