@@ -487,6 +487,14 @@ def test_validate_session_dependencies_reports_each_and_renders() -> None:
     assert "ZeroDivisionError" in opt_error
     assert at.error and "bad" in at.error[0].value
     assert len(at.dataframe) == 1
+    # Narrow enough for a page: one status word per dependency, the long reasons below it.
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["dependency", "scope", "required", "status", "type", "checked"]
+    assert dict(zip(table["dependency"], table["status"], strict=True)) == {
+        "good": "ready", "bad": "failed", "opt": "failed"}
+    reasons = at.caption[0].value.splitlines()
+    assert reasons[0] == "- `bad`: its health check failed"
+    assert reasons[1] == "- `opt` (optional): ZeroDivisionError: division by zero"
 
 
 def test_health_reports_name_keys_never_values() -> None:
