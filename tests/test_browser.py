@@ -19,7 +19,7 @@ import playwright.sync_api as playwright_api
 import pytest
 from conftest import DISCONNECTED_TTL, Server, launch
 from google.protobuf.message import DecodeError
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 ROOT = pathlib.Path(__file__).parents[1]
@@ -209,6 +209,121 @@ def test_guarded_page_error_retry_and_reset(demo: Server, browser: Browser) -> N
         admin_ctx.close()
 
 
+def log_in(page: Page) -> None:
+    """Open the Sessions page's monitor with the admin password; wait for every table drawn."""
+    page.get_by_label("Admin password").fill(ADMIN)
+    page.get_by_label("Admin password").press("Enter")
+    page.get_by_label("Admin password").blur()  # no focus ring in the screenshots
+    expect(page.get_by_text("Your session")).to_be_visible()
+    frames = page.get_by_test_id("stDataFrame")
+    expect(frames).to_have_count(4)  # sessions, the app's dependencies, your keys, your deps
+    # A grid is drawn (its scroller exists) a moment after its frame.
+    expect(page.locator("[data-testid='stDataFrame'] .dvn-scroller")).to_have_count(4)
+
+
+def table_widths(page: Page) -> list[tuple[int, int]]:
+    """Each table's (content width, visible width) in pixels: content wider is cut off."""
+    widths: list[list[int]] = page.get_by_test_id("stDataFrame").evaluate_all(
+        "frames => frames.map(f => { const s = f.querySelector('.dvn-scroller');"
+        " return [s.scrollWidth, s.clientWidth]; })")
+    return [(scroll, width) for scroll, width in widths]
+
+
+def test_race_says_what_was_lost_in_words_with_no_delta_arrow(
+    demo: Server, browser: Browser
+) -> None:
+    ctx = browser.new_context()
+    try:
+        page = visit(ctx, demo, "race")
+        click(page, "Run the race")
+        expect(page.locator("#race-safe-outcome")).to_have_text("none lost")
+        expect(page.locator("#race-plain-outcome")).to_have_text(
+            re.compile(r"^(\d+ updates? lost|none lost)$"))
+        expect(metric_box(page, "safestate.mutate").get_by_test_id("stMetricValue")
+               ).to_have_text("300 / 300")
+        # No delta, so no arrow: a loss was drawn as a green or red arrow up before.
+        expect(page.get_by_test_id("stMetricDelta")).to_have_count(0)
+        expect(page.locator("[data-testid='stMetric'] svg")).to_have_count(0)
+    finally:
+        ctx.close()
+
+
+def test_ai_page_shows_its_status_before_the_optional_warning(
+    demo: Server, browser: Browser
+) -> None:
+    ctx = browser.new_context()
+    try:
+        page = visit(ctx, demo, "ai")
+        ready = page.get_by_test_id("stAlert").filter(has_text="The AI system is ready")
+        warning = page.get_by_test_id("stAlert").filter(has_text="Recommendations is unavailable")
+        expect(ready).to_be_visible()
+        expect(warning).to_be_visible()
+        alerts = page.get_by_test_id("stAlert").all_inner_texts()
+        assert len(alerts) == 2 and "The AI system is ready" in alerts[0], alerts
+        heading = page.get_by_role("heading", name="Recommendations (optional)")
+        # Top to bottom: the status banner, the part of the page the warning is about, it.
+        assert top(ready) < top(heading) < top(warning)
+    finally:
+        ctx.close()
+
+
+def test_breaking_the_ai_says_it_is_for_every_user(demo: Server, browser: Browser) -> None:
+    ctx, other_ctx = browser.new_context(), browser.new_context()
+    try:
+        page = visit(ctx, demo, "ai")
+        expect(page.get_by_text("The AI system is ready")).to_be_visible()
+        button = page.get_by_role("button", name="Break the AI for everyone", exact=True)
+        expect(button).to_be_visible()
+        button.hover()
+        expect(page.get_by_test_id("stTooltipContent")).to_contain_text(
+            "Every user of this demo sees it")
+        click(page, "Break the AI")
+        note = page.get_by_test_id("stAlert").filter(has_text="broken for every user")
+        panel = page.get_by_test_id("stAlert").filter(has_text="This page can't load yet")
+        expect(note).to_be_visible()
+        expect(panel).to_be_visible()
+        assert top(note) < top(panel)
+        other = visit(other_ctx, demo, "ai")  # and so it is, for another user
+        expect(other.get_by_test_id("stAlert").filter(has_text="broken for every user")
+               ).to_be_visible()
+    finally:
+        fixer = visit(other_ctx, demo, "ai")  # leave the AI healthy for the other tests
+        click(fixer, "Fix the AI")
+        expect(fixer.get_by_text("The AI system is ready")).to_be_visible()
+        ctx.close()
+        other_ctx.close()
+
+
+def test_sessions_tables_fit_the_page(demo: Server, browser: Browser) -> None:
+    ctx, ai_ctx = browser.new_context(), browser.new_context()
+    try:
+        ai = visit(ai_ctx, demo, "ai")  # the optional dependency fails, with a long reason
+        expect(ai.get_by_text("Recommendations is unavailable")).to_be_visible()
+        page = visit(ctx, demo, "sessions")
+        log_in(page)
+        widths = table_widths(page)
+        assert all(scroll <= width for scroll, width in widths), widths
+        # The reason, too long for a cell, is on a line of its own, whole.
+        expect(page.get_by_text("recommendations (optional): ConnectionError: the "
+                                "recommendations service is switched off in this demo").first
+               ).to_be_visible()
+    finally:
+        ctx.close()
+        ai_ctx.close()
+
+
+def metric_box(page: Page, label: str) -> Locator:
+    """The metric labelled ``label``."""
+    return page.get_by_test_id("stMetric").filter(has_text=label)
+
+
+def top(locator: Locator) -> float:
+    """Where ``locator``'s element starts, in pixels from the top of the page."""
+    box = locator.bounding_box()
+    assert box is not None, f"{locator} is not drawn"
+    return float(box["y"])
+
+
 def test_closing_a_browser_frees_that_sessions_lock(demo: Server, browser: Browser) -> None:
     admin_ctx, tab_ctx = browser.new_context(), browser.new_context()
     try:
@@ -246,14 +361,14 @@ def test_screenshot_every_page(demo: Server, browser: Browser, path: str) -> Non
             click(page, "Break the AI")
             expect(page.get_by_text("This page can't load yet")).to_be_visible()
         if path == "sessions":
-            page.get_by_label("Admin password").fill(ADMIN)
-            page.get_by_label("Admin password").press("Enter")
-            expect(page.get_by_text("App health")).to_be_visible()
+            page.set_viewport_size({"width": 1280, "height": 1760})  # down to the last table
+            log_in(page)
             box = page.get_by_test_id("stMetric").filter(has_text="Live sessions")
             expect(box.get_by_test_id("stMetricValue")).to_have_text(re.compile(r"\d+"))
+            assert all(scroll <= width for scroll, width in table_widths(page))
         if path == "race":
             click(page, "Run the race")
-            expect(page.get_by_text("none lost")).to_be_visible()
+            expect(page.locator("#race-safe-outcome")).to_have_text("none lost")
         if path == "worker":
             click(page, "Start the worker")
             expect(page.get_by_text("Worker progress: 100%")).to_be_visible()
@@ -263,6 +378,8 @@ def test_screenshot_every_page(demo: Server, browser: Browser, path: str) -> Non
             expect(page.get_by_text("Hello from the screenshot test")).to_be_visible()
         expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)  # no run in progress
         assert page.get_by_test_id("stException").count() == 0
+        page.mouse.move(1260, 600)  # off the buttons, in the margin: no tooltip, no hover
+        expect(page.get_by_test_id("stTooltipContent")).to_have_count(0)
         page.screenshot(path=str(SHOTS / f"{path or 'home'}.png"), full_page=True)
         if path == "ai-broken":
             click(page, "Fix the AI")

@@ -52,6 +52,56 @@ def test_race_page_loses_nothing_through_safestate() -> None:
     at.button(key="run_race").click().run()
     assert not at.exception, [e.message for e in at.exception]
     assert at.session_state["race_safe"] == 300
+    at.run()  # the results, once every lane is done
+    # The outcome is said in words, never as a metric delta (an arrow up on a loss).
+    assert [(m.label, m.delta or None) for m in at.metric] == [
+        ("Plain st.session_state", None), ("safestate.mutate", None)]
+    outcomes = [m.value for m in at.markdown if "ss-outcome" in m.value]
+    assert len(outcomes) == 2 and "race-safe-outcome'>none lost<" in outcomes[1]
+    assert re.search(r"race-plain-outcome'>(none|\d+ updates?) lost<", outcomes[0])
+
+
+def elements(at: AppTest) -> list[tuple[str, str]]:
+    """The main area's elements in page order: (kind, text) of alerts, headings, buttons."""
+    shown = []
+    for e in at.main:
+        kind = type(e).__name__
+        if kind in ("Success", "Warning", "Error", "Info", "Subheader", "Title"):
+            shown.append((kind, str(e.value)))
+        elif kind == "Button":
+            shown.append((kind, e.label))
+    return shown
+
+
+def test_ai_page_shows_its_status_first_and_the_optional_warning_in_its_part() -> None:
+    at = demo()
+    at.switch_page("views/ai.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    kinds = [kind for kind, _ in elements(at)]
+    assert kinds == ["Title", "Button", "Button", "Success", "Subheader", "Warning"], kinds
+    texts = dict(elements(at))
+    assert texts["Success"].startswith("The AI system is ready")
+    assert texts["Subheader"] == "Recommendations (optional)"
+    assert texts["Warning"].startswith("**Recommendations** is unavailable")
+
+
+def test_breaking_the_ai_says_it_is_for_every_user() -> None:
+    at = demo()
+    at.switch_page("views/ai.py").run()
+    button = at.button(key="break_ai")
+    assert button.label == "Break the AI for everyone"
+    assert "Every user of this demo" in button.help
+    assert "every user" in at.button(key="fix_ai").help.lower()
+    button.click().run()
+    try:
+        kinds = [kind for kind, _ in elements(at)]
+        # The note first, then the panel; no optional warning (the page stopped before it).
+        assert kinds == ["Title", "Button", "Button", "Info", "Error", "Button", "Button"], kinds
+        assert "broken for **every user** of this demo" in at.info[0].value
+        assert "This page can't load yet" in at.error[0].value
+    finally:
+        at.button(key="fix_ai").click().run()  # the switch is shared: leave it healthy
+    assert not at.info and at.success
 
 
 def test_sessions_page_needs_the_password(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -137,6 +137,111 @@ def test_guard_turns_a_deep_failure_into_the_panel() -> None:
     assert labels(at) == ["Retry", "Reset my session"]
 
 
+def optional_guarded_page(form: str) -> None:
+    """An optional dependency used through ``guard()`` + ``get_dependency``, in ``form``."""
+    import streamlit as st
+
+    import safestate as ss
+
+    def broken() -> None:
+        raise TimeoutError("recommendations service timed out")
+
+    ss.register_dependency("recs", broken, required=False, description="Recommendations")
+    ss.register_dependency("cfg", dict, description="Configuration")
+    st.markdown("top")
+    if form == "decorator":
+
+        @ss.guard()
+        def part() -> str:
+            st.markdown("before")
+            ss.get_dependency("recs")
+            st.markdown("after")
+            return "returned"
+
+        st.markdown(f"part gave {part()}")
+    elif form == "block":
+        with ss.guard():
+            st.markdown("before")
+            ss.get_dependency("recs")
+            st.markdown("after")
+    elif form == "require":  # the warning guard() has to match
+        ss.require("recs")
+    else:  # nested: the inner guard handles it, the outer block goes on
+        with ss.guard():
+            ss.get_dependency("cfg")
+            with ss.guard():
+                st.markdown("before")
+                ss.get_dependency("recs")
+                st.markdown("after")
+            st.markdown("outer goes on")
+    st.markdown("PAGE OK")
+
+
+@pytest.mark.parametrize(
+    ("form", "shown"),
+    [
+        ("decorator", ["top", "before", "part gave None", "PAGE OK"]),
+        ("block", ["top", "before", "PAGE OK"]),
+        ("nested", ["top", "before", "outer goes on", "PAGE OK"]),
+    ],
+)
+def test_guard_turns_an_optional_dependency_into_requires_warning(
+    form: str, shown: list[str]
+) -> None:
+    at = run(optional_guarded_page, form=form)
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error and labels(at) == []  # no recovery panel, no Retry
+    assert markdown(at) == shown  # the rest of the block skipped, the page after it goes on
+
+    # One warning, require()'s own.
+    assert [w.value for w in at.warning] == [
+        "**Recommendations** is unavailable: could not be built (TimeoutError: "
+        "recommendations service timed out). The parts of this page that need it are "
+        "turned off."
+    ]
+    required = run(optional_guarded_page, form="require")
+    assert [(w.value, w.icon) for w in at.warning] == [
+        (w.value, w.icon) for w in required.warning]
+
+
+def test_get_dependency_outside_a_guard_still_raises_for_an_optional_one() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+        from safestate.errors import DependencyNotReady
+
+        ss.register_dependency("recs", lambda: 1 / 0, required=False)
+        try:
+            ss.get_dependency("recs")
+        except DependencyNotReady as exc:
+            st.markdown(f"raised for {exc.name}")
+
+    at = run(app)
+    assert markdown(at) == ["raised for recs"]
+    assert not at.warning and not at.error
+
+
+def test_guard_shows_the_panel_for_a_required_dependency_failing_on_an_optional_one() -> None:
+    def app() -> None:
+        import streamlit as st
+
+        import safestate as ss
+
+        ss.register_dependency("recs", lambda: 1 / 0, required=False)
+        ss.register_dependency("engine", lambda: ss.get_dependency("recs"),
+                               description="The engine")
+        with ss.guard():
+            ss.get_dependency("engine")
+        st.markdown("PAGE OK")
+
+    at = run(app)
+    assert not at.exception
+    assert "The engine" in at.error[0].value and not at.warning
+    assert labels(at) == ["Retry", "Reset my session"]
+    assert markdown(at) == []
+
+
 def test_guard_lets_other_errors_through() -> None:
     def app() -> None:
         import safestate as ss
@@ -382,6 +487,14 @@ def test_validate_session_dependencies_reports_each_and_renders() -> None:
     assert "ZeroDivisionError" in opt_error
     assert at.error and "bad" in at.error[0].value
     assert len(at.dataframe) == 1
+    # Narrow enough for a page: one status word per dependency, the long reasons below it.
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["dependency", "scope", "required", "status", "type", "checked"]
+    assert dict(zip(table["dependency"], table["status"], strict=True)) == {
+        "good": "ready", "bad": "failed", "opt": "failed"}
+    reasons = at.caption[0].value.splitlines()
+    assert reasons[0] == "- `bad`: its health check failed"
+    assert reasons[1] == "- `opt` (optional): ZeroDivisionError: division by zero"
 
 
 def test_health_reports_name_keys_never_values() -> None:

@@ -82,6 +82,15 @@ class DependencyStatus:
         """How a page names it to a person."""
         return self.description or self.name
 
+    @property
+    def state(self) -> str:
+        """One word or two for a table: ready, failed, not built yet, not checked yet."""
+        if self.healthy:
+            return "ready"
+        if self.failed:
+            return "failed"
+        return "not checked yet" if self.present else "not built yet"
+
     def as_row(self) -> dict[str, Any]:
         """A table row for reports."""
         return {
@@ -134,8 +143,24 @@ class DependencyReport:
                        + ", ".join(s.label for s in self.degraded))
         else:
             st.error("Not ready: " + ", ".join(s.label for s in self.failing))
-        if self.statuses:
-            st.dataframe([s.as_row() for s in self.statuses], hide_index=True)
+        render_statuses(self.statuses)
+
+
+def render_statuses(statuses: list[DependencyStatus]) -> None:
+    """Draw dependencies' statuses: a table narrow enough for a page, then each failure's
+    reason on a line of its own (a reason is too long for a table cell)."""
+    import streamlit as st
+
+    if not statuses:
+        return
+    st.dataframe([{"dependency": s.name, "scope": s.scope, "required": s.required,
+                   "status": s.state, "type": s.type_name or "",
+                   "checked": s.checked_at.strftime("%H:%M:%S") if s.checked_at else ""}
+                  for s in statuses], hide_index=True)
+    failures = [f"- `{s.name}`{'' if s.required else ' (optional)'}: {s.error}"
+                for s in statuses if s.failed and s.error]
+    if failures:
+        st.caption("\n".join(failures))
 
 
 def _now() -> datetime:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._events import session_label
 from ._keys import has_key
-from .dependencies import DependencyRegistry, DependencyStatus
+from .dependencies import DependencyRegistry, DependencyStatus, render_statuses
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -65,8 +65,7 @@ class HealthReport:
                 st.warning("Missing: " + ", ".join(f"`{k}`" for k in self.missing_keys))
             if self.keys:
                 st.dataframe(self.keys, hide_index=True)
-        if self.dependencies:
-            st.dataframe([d.as_row() for d in self.dependencies], hide_index=True)
+        render_statuses(self.dependencies)
 
 
 class Health:

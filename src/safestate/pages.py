@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import _compat, _events
 from ._keys import DELETE, MISSING, check_key
-from .dependencies import DependencyRegistry
+from .dependencies import Dependency, DependencyRegistry
 from .errors import DependencyNotReady, MissingStateError, StoreUnavailable, UnreadableValueError
 from .recovery import Problem, show_recovery
 
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 class Pages:
     """Page guards and recovery for the calling session."""
 
-    #: Errors that ``guard()`` turns into the recovery panel.
+    #: Errors that ``guard()`` turns into the recovery panel (or, for an optional
+    #: dependency, a warning).
     recoverable: tuple[type[BaseException], ...] = (
         DependencyNotReady, MissingStateError, StoreUnavailable, UnreadableValueError,
     )
@@ -48,11 +49,7 @@ class Pages:
                     if dep.required:
                         problems.append(self.problem_of(exc))
                     else:
-                        import streamlit as st
-
-                        st.warning(f"**{dep.label}** is unavailable: {exc.reason}. The parts "
-                                   "of this page that need it are turned off.",
-                                   icon=":material/power_off:")
+                        self.warn_unavailable(dep, exc)
                         values[name] = None
             else:
                 value = self._manager.safe_get(name, MISSING)
@@ -65,11 +62,30 @@ class Pages:
         return values
 
     def guard(self, recoverable: tuple[type[BaseException], ...] | None = None) -> Guard:
-        """A missing key or dependency inside the block shows the recovery panel.
+        """A missing key or required dependency inside the block shows the recovery panel.
 
-        ``recoverable``: the errors that do (default: ``Pages.recoverable``).
+        An optional dependency that fails there shows ``require()``'s warning instead: the
+        rest of the block (or decorated function, which then returns None) is skipped and
+        the page goes on. ``recoverable``: the errors that do either (default:
+        ``Pages.recoverable``); other errors pass through.
         """
         return Guard(self, self.recoverable if recoverable is None else recoverable)
+
+    def optional_of(self, exc: DependencyNotReady) -> Dependency | None:
+        """The registered optional dependency ``exc`` is about; None for a required one or
+        a name never registered."""
+        if not self._dependencies.is_registered(exc.name):
+            return None
+        dep = self._dependencies.lookup(exc.name)
+        return None if dep.required else dep
+
+    @staticmethod
+    def warn_unavailable(dep: Dependency, exc: DependencyNotReady) -> None:
+        """Warn that optional ``dep`` is unavailable and the parts needing it are off."""
+        import streamlit as st
+
+        st.warning(f"**{dep.label}** is unavailable: {exc.reason}. The parts of this page "
+                   "that need it are turned off.", icon=":material/power_off:")
 
     def retry(self, names: Iterable[str]) -> None:
         """Drop failed built instances of ``names`` so the next use builds them again."""
@@ -132,7 +148,8 @@ class Pages:
 
 
 class Guard(ContextDecorator):
-    """Turns a missing key or dependency inside a block into the recovery panel."""
+    """Turns a missing key or required dependency inside a block into the recovery panel, and
+    an optional dependency's failure into a warning that skips the rest of the block."""
 
     def __init__(self, pages: Pages, recoverable: tuple[type[BaseException], ...]) -> None:
         self._pages = pages
@@ -142,6 +159,14 @@ class Guard(ContextDecorator):
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> None:
-        if exc is not None and isinstance(exc, self._recoverable):
-            self._pages.recover([self._pages.problem_of(exc)])
+                 tb: object) -> bool:
+        """Swallow an optional dependency's failure after warning (True); show the panel for
+        the other recoverable errors (stops the run); let anything else through (False)."""
+        if exc is None or not isinstance(exc, self._recoverable):
+            return False
+        if isinstance(exc, DependencyNotReady):
+            optional = self._pages.optional_of(exc)
+            if optional is not None:
+                self._pages.warn_unavailable(optional, exc)
+                return True
+        self._pages.recover([self._pages.problem_of(exc)])

@@ -32,7 +32,8 @@ IA_SYSTEM = "ia_system"
 class SessionValidator:
     """Declared session keys, dependencies, page guards and health reports (the design's names)."""
 
-    #: Errors that ``guard()`` turns into the recovery panel.
+    #: Errors that ``guard()`` turns into the recovery panel (or, for an optional
+    #: dependency, a warning).
     recoverable = Pages.recoverable
 
     def __init__(self, manager: SessionStateManager) -> None:
@@ -161,8 +162,13 @@ class SessionValidator:
         return self._pages.require(*names)
 
     def guard(self) -> Guard:
-        """Context manager and decorator: a missing key or dependency inside it shows the
-        recovery panel and stops the page, instead of a traceback."""
+        """Context manager and decorator: a missing key or required dependency inside it shows
+        the recovery panel and stops the page, instead of a traceback.
+
+        An optional dependency (``required=False``) that fails inside it shows ``require()``'s
+        warning instead: the rest of the block is skipped (a decorated function returns None)
+        and the page goes on after it. Other errors pass through.
+        """
         return self._pages.guard(self.recoverable)
 
     def retry(self, names: Iterable[str]) -> None:
