@@ -563,7 +563,10 @@ def check_benchmark(script: str, args: list[str]) -> None:
     path = ROOT / script
     assert path.parent == ROOT / "benchmarks" and path.exists(), script
     module = importlib.import_module(path.stem)  # benchmarks/ is on sys.path (conftest)
-    module.parse(args)  # raises SystemExit for arguments it refuses
+    try:
+        module.parse(args)
+    except SystemExit:  # argparse refused them (its message is on stderr)
+        pytest.fail(f"{script} refuses {args}")
 
 
 def check_streamlit_run(args: list[str], env: dict[str, str], workdir: pathlib.Path) -> None:
