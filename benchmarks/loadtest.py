@@ -196,7 +196,7 @@ def report(s: Settings, results: list[LoadResult], churns: list[ChurnResult],
         f"Measured {datetime.date.today().isoformat()} on {machine()}; "
         f"the whole run took {wall_s / 60:.1f} min.",
         "",
-        "```",
+        "```bash",
         s.command,
         "```",
         "",

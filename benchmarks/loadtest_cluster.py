@@ -188,7 +188,7 @@ def report(a: argparse.Namespace, rows: list[Row], wall_s: float, command: str) 
         f"Measured {datetime.date.today().isoformat()} on {machine()}; the whole run took "
         f"{wall_s / 60:.1f} min.",
         "",
-        "```",
+        "```bash",
         command,
         "```",
         "",

@@ -42,7 +42,7 @@ from _loadserver import (  # noqa: E402
     stop_process,
 )
 
-#: The load balancer's configuration, used as it is (the README shows this file).
+#: The load balancer's configuration, used as it is (docs/guides/scaling-out.md shows this file).
 CONFIG = HERE / "haproxy.cfg"
 #: The cookie that pins a browser to a replica (it names the replica, nothing else).
 COOKIE = "ss_replica"

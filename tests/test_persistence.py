@@ -366,7 +366,7 @@ def login_app(url: str) -> None:
 
     import safestate as ss
 
-    def who() -> str:  # the README's in-app login: works the identity out when called
+    def who() -> str:  # docs/guides/persistence-and-identity.md: worked out when called
         import streamlit
 
         return str(streamlit.session_state.get("login_user") or "anonymous")

@@ -277,7 +277,7 @@ def test_models_defined_in_the_script_survive_reruns() -> None:
             items: list[Item] = []
 
         cart = ss.typed(Cart)
-        # Instances made this run (a stored one is of last run's class: see README, Limits).
+        # Instances made this run (a stored one is of last run's class: see docs/limits.md).
         cart.items = [Item(name="tee"), Item(name="cap", size=Size.S)]
         st.session_state["r"] = (len(cart.items),
                                  len(ss.session_manager.schema._models))

@@ -1,8 +1,8 @@
-"""Served by `streamlit run` in tests/test_docs.py: the README's read-and-write lines, run
+"""Served by `streamlit run` in tests/test_docs.py: the docs' read-and-write lines, run
 from two sessions of one identity at once.
 
 The lines come from $EXAMPLES (a Python file the test writes, one function per example,
-each function body the README's lines verbatim). Settings come from the environment
+each function body the docs' lines verbatim). Settings come from the environment
 (SAFESTATE_STORE, SAFESTATE_IDENTITY=browser, SAFESTATE_SECRET, SAFESTATE_PERSIST).
 
 Query parameters:
