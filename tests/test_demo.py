@@ -7,8 +7,10 @@ import re
 import time
 
 import pytest
-from conftest import APPTEST_NAVIGATION
+from conftest import APPTEST_NAVIGATION, PARALLEL_FRAGMENTS
 from streamlit.testing.v1 import AppTest
+
+from safestate import _compat
 
 DEMO = pathlib.Path(__file__).parents[1] / "examples" / "demo" / "app.py"
 #: The demo's pages come from st.navigation.
@@ -46,6 +48,16 @@ def test_worker_progress_arrives_while_the_user_clicks() -> None:
     assert not at.exception
 
 
+def test_race_page_says_which_streamlit_it_needs_where_it_cannot_race() -> None:
+    at = demo()
+    at.switch_page("views/race.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    needs = [i.value for i in at.info if "Streamlit 1.58" in i.value]
+    assert bool(needs) is not _compat.at_least(_compat.PARALLEL_FRAGMENTS)
+    assert at.button(key="run_race").disabled is bool(needs)
+
+
+@PARALLEL_FRAGMENTS
 def test_race_page_loses_nothing_through_safestate() -> None:
     at = demo()
     at.switch_page("views/race.py").run()

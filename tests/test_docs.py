@@ -45,7 +45,7 @@ from typing import Any
 
 import pytest
 import tomllib
-from conftest import HERE, RedisServer, Server, free_port, wait_for
+from conftest import HERE, PARALLEL_FRAGMENTS, RedisServer, Server, free_port, wait_for
 from packaging.requirements import Requirement
 from streamlit import config as st_config
 from streamlit.testing.v1 import AppTest
@@ -444,6 +444,7 @@ def examples_source() -> str:
     return EXAMPLES.format(**bodies)
 
 
+@PARALLEL_FRAGMENTS
 @pytest.mark.parametrize("name", list(DOC_LINES))
 def test_read_write_lines_from_parallel_fragments_are_exact(
     name: str, tmp_path: pathlib.Path, request: pytest.FixtureRequest,

@@ -1,3 +1,4 @@
+import inspect
 import time
 
 import streamlit as st
@@ -22,7 +23,13 @@ def body() -> None:
         safestate.mutate("race_safe", lambda v: (time.sleep(0.001), v + 1)[1], 0)
 
 
-if st.button("Run the race", key="run_race", type="primary"):
+# Parallel fragments came in Streamlit 1.58: before it, say so rather than fail.
+PARALLEL = "parallel" in inspect.signature(st.fragment).parameters
+if not PARALLEL:
+    st.info(f"The race needs `st.fragment(parallel=True)`, which came in Streamlit 1.58; this "
+            f"server runs Streamlit {st.__version__}. Every other page works here.",
+            icon=":material/info:")
+if st.button("Run the race", key="run_race", type="primary", disabled=not PARALLEL):
     st.session_state["race_plain"] = 0
     safestate.safe_set("race_safe", 0)
     safestate.safe_set("race_started", True)
