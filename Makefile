@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: test lint docs demo bench loadtest bench-live flood structure clean cluster cluster-stop \
-	loadtest-cluster test-compat
+	loadtest-cluster test-compat dist test-wheel
 
 # Debian's Chromium for the browser tests; Playwright never downloads a browser here.
 $(CHROMIUM):
@@ -54,6 +54,20 @@ test: lint docs $(CHROMIUM) $(REDIS) $(HAPROXY)
 COMPAT_VERSIONS ?= 1.40 1.45 1.52 1.60 newest
 test-compat: $(REDIS) $(HAPROXY)
 	$(PYTHON) tools/compat.py $(COMPAT_VERSIONS)
+
+# The wheel and the sdist in dist/ (the sdist built first, the wheel from it), checked as PyPI
+# checks them.
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
+# The wheel from `make dist` installed with pip in two fresh venvs, next to the oldest supported
+# Streamlit and next to the newest, running the README's quick start (tests/test_package.py;
+# needs PyPI; about a minute: each venv installs ~115 MB of wheels, which pip's HTTP cache
+# does not keep behind this machine's registry proxy).
+test-wheel: dist
+	SAFESTATE_WHEEL_DIR=dist $(PY) -m pytest -s tests/test_package.py
 
 demo: $(STAMP)
 	DEMO_ADMIN_PASSWORD=$${DEMO_ADMIN_PASSWORD:-demo-admin} $(VENV)/bin/streamlit run examples/demo/app.py --server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false
@@ -103,4 +117,5 @@ structure: $(STAMP)
 	$(PY) benchmarks/structure.py $(STRUCTURE_ARGS)
 
 clean:
-	$(VENV)/bin/ruff check src tests benchmarks examples deploy tools mkdocs_hooks.py
+	rm -rf $(VENV) build dist site .compat src/*.egg-info .pytest_cache .mypy_cache .ruff_cache \
+		.cluster

@@ -15,6 +15,21 @@ from .errors import SafestateError, StoreUnavailable
 from .manager import SessionStateManager
 from .validator import SessionValidator
 
+
+def _distribution_version() -> str:
+    """This distribution's version as installed (``version`` in pyproject.toml, the one place
+    it is written); ``0+unknown`` for a source tree on ``sys.path`` that was never installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("streamlit-safestate")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+#: The installed version of the ``streamlit-safestate`` distribution, e.g. ``"0.2.0"``.
+__version__: str = _distribution_version()
+
 # Fails loudly, naming the piece and the version, if this Streamlit moved an internal that
 # safestate uses: before any state is touched, on versions newer than any tested too.
 _compat.verify()
