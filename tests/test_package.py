@@ -4,8 +4,8 @@ The first tests are quick and run in ``make test``. The wheel tests need the whe
 that ``make dist`` builds, and PyPI: ``make test-wheel`` runs them (``SAFESTATE_WHEEL_DIR=dist``).
 They install the wheel with real pip into fresh venvs (``python -m venv``, no editable install,
 run from a temporary directory with a clean environment), one next to the oldest Streamlit the
-package supports (the floor of ``streamlit>=X.Y`` in pyproject.toml, as ``X.Y.*``) and one next
-to the newest, and run the README's quick start there in ``AppTest``.
+package supports (the floor of ``streamlit>=X.Y`` in pyproject.toml, as ``X.Y.*``), one next to
+1.52 (between) and one next to the newest, and run the README's quick start there in ``AppTest``.
 """
 
 from __future__ import annotations
@@ -178,12 +178,13 @@ def run(cmd: list[str], cwd: pathlib.Path, env: dict[str, str], timeout: float) 
 
 @needs_dist
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize("streamlit", ["oldest", "newest"])
+@pytest.mark.parametrize("streamlit", ["oldest", "1.52", "newest"])
 def test_the_wheel_runs_the_quick_start_in_a_clean_venv(
     streamlit: str, tmp_path: pathlib.Path
 ) -> None:
     wheel = built(".whl")
-    requirement = f"streamlit=={oldest_streamlit()}" if streamlit == "oldest" else "streamlit"
+    requirement = {"oldest": f"streamlit=={oldest_streamlit()}", "newest": "streamlit"}.get(
+        streamlit, f"streamlit=={streamlit}.*")
     venv, work = tmp_path / "venv", tmp_path / "work"
     work.mkdir()
     (work / "quick_start.py").write_text(quick_start((ROOT / "README.md").read_text()))
@@ -216,6 +217,8 @@ def test_the_wheel_runs_the_quick_start_in_a_clean_venv(
     assert not pathlib.Path(result["safestate"]).resolve().is_relative_to(ROOT.resolve())
     if streamlit == "oldest":
         assert result["streamlit"].startswith(oldest_streamlit()[:-1]), result["streamlit"]
+    elif streamlit != "newest":
+        assert result["streamlit"].startswith(streamlit + "."), result["streamlit"]
     else:  # pip took the newest: none older than the one this environment has
         assert Version(result["streamlit"]) >= Version(metadata.version("streamlit"))
     assert result["exceptions"] == []
