@@ -8,7 +8,9 @@ The project rule: every fenced block of README.md and docs/**/*.md is executed h
   ``redis`` replaces its ``redis://`` URL with a real redis-server the tests start (and the
   block must have used that store); ``secrets`` runs it with the page's last ```toml block
   before it as ``st.secrets``; ``file: NAME.py`` makes it a module the page's other blocks
-  import (it runs when they import it). The README's quick start also runs on a real
+  import (it runs when they import it); ``streamlit 1.58`` skips it on an older Streamlit
+  (``make test-compat``), for a block that uses a newer feature. The README's quick start
+  also runs on a real
   ``streamlit run`` server in Chromium.
 - ```bash: each command line: ``make X`` must be a target ``make -n`` accepts, ``pip install``
   must name this distribution and its extras, ``streamlit run app.py`` (the README's quick
@@ -53,7 +55,7 @@ from streamlit_client import StreamlitSession
 
 import safestate
 import safestate.errors
-from safestate import monitoring
+from safestate import _compat, monitoring
 from safestate.app import App
 from safestate.config import _DEPLOYMENT_ONLY
 from safestate.settings import NAMES, Settings
@@ -177,6 +179,10 @@ def test_python_block_runs(block: Block, fresh_app: App, scratch: pathlib.Path,
                            request: pytest.FixtureRequest) -> None:
     code = block.code
     server: RedisServer | None = None
+    if block.marker and block.marker.startswith("streamlit "):  # "streamlit 1.58": needs it
+        needed = block.marker.removeprefix("streamlit ")
+        if not _compat.at_least(needed):
+            pytest.skip(f"{block.where} needs Streamlit {needed}+ (the docs say so)")
     for module in MODULES:
         if module.path == block.path:
             (scratch / f"{module.module}.py").write_text(module.code)
@@ -186,7 +192,8 @@ def test_python_block_runs(block: Block, fresh_app: App, scratch: pathlib.Path,
         code, replaced = REDIS_URL.subn(url, code)
         assert replaced, f"{block.where} is marked redis but names no redis:// URL"
     else:
-        assert block.marker in (None, "secrets"), f"{block.where}: marker {block.marker!r}"
+        assert block.marker in (None, "secrets") or block.marker.startswith("streamlit "), (
+            f"{block.where}: marker {block.marker!r}")
     script = f"{code}\nimport streamlit as _st\n_st.session_state[{FINISHED!r}] = True\n"
     at = AppTest.from_string(script, default_timeout=60)
     if block.marker == "secrets":

@@ -49,8 +49,12 @@ def venv_for(version: str) -> pathlib.Path:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     # The newest release is looked up on every run: a new Streamlit is what this catches.
-    subprocess.run([*pip, "--upgrade", version_spec(version), "-e", f"{ROOT}[test]"],
-                   check=True, env={**os.environ, "PIP_NO_WARN_SCRIPT_LOCATION": "1"})
+    done = subprocess.run([*pip, "--upgrade", version_spec(version), "-e", f"{ROOT}[test]"],
+                          capture_output=True, text=True,
+                          env={**os.environ, "PIP_NO_WARN_SCRIPT_LOCATION": "1"})
+    if done.returncode != 0:  # pip's own words; its warnings are noise otherwise
+        raise SystemExit(f"compat: pip could not install {version_spec(version)}:\n"
+                         f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
     stamp.write_text(want)
     return venv
 
