@@ -12,7 +12,9 @@ if expected is None:
             "enable this page. `make demo` sets it to `demo-admin`.")
     st.stop()
 st.caption("Every session's bookkeeping: counts, locks, memory. Admins only.")
-given = st.text_input("Admin password", type="password", key="admin_password")
+# No key: a keyed widget's value is a session key, and the health report below lists every
+# session key with its length. A password's length is nobody's business.
+given = st.text_input("Admin password", type="password")
 if not given:
     st.stop()
 verdict, wait = admin_attempt(given, expected)
