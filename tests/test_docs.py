@@ -133,7 +133,7 @@ def test_every_block_is_of_a_kind_that_is_run() -> None:
         "a ``` block with no language, or one this module does not run: give it one of "
         f"{KINDS}, or mark it <!-- docs-test: skip: reason -->")
     markers = {b.where: b.marker for b in ALL if b.marker}
-    known = re.compile(r"redis|secrets|file: \w+\.py|skip: \S.*")
+    known = re.compile(r"redis|secrets|file: \w+\.py|streamlit \d+\.\d+|skip: \S.*")
     assert {w: m for w, m in markers.items() if not known.fullmatch(m)} == {}
 
 
