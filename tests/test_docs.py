@@ -230,7 +230,7 @@ def test_the_quick_starts_payment_never_goes_below_zero(fresh_app: App) -> None:
     at = AppTest.from_string(quick_start(), default_timeout=60).run()
     balances = []
     for _ in range(5):
-        at.button[0].click().run()
+        next(b for b in at.button if b.label == "Pay 30").click().run()
         assert not at.exception, [e.message for e in at.exception]
         balances.append(at.session_state["balance"])
     assert balances == [70, 40, 10, 10, 10]
@@ -271,6 +271,32 @@ def test_the_quick_starts_worker_progress_reaches_the_screen_without_a_click(
         assert len(seen - {"0", "100"}) >= 2, f"no progress in between: {sorted(seen)}"
     finally:
         page.close()
+
+
+def test_the_quick_starts_windows_agree_on_the_shared_total(
+    quick_start_server: Server, browser: Any,
+) -> None:
+    # Two users: a click in one shows in the other without a click there, and the totals agree
+    # at rest (a page that wrote the shared key on every run would not: see the README).
+    from playwright.sync_api import expect
+
+    a, b = browser.new_page(), browser.new_page()
+    try:
+        for page in (a, b):
+            page.goto(quick_start_server.url)
+            expect(page.get_by_text("You clicked 0 times")).to_be_visible(timeout=30_000)
+        text = b.get_by_text(re.compile(r"everyone, \d+ times")).inner_text()
+        before = int(re.findall(r"everyone, (\d+) times", text)[0])
+        for clicks in (1, 2, 3):
+            a.get_by_role("button", name="Click", exact=True).click()
+            expect(a.get_by_text(f"You clicked {clicks} times")).to_be_visible()
+        total = f"everyone, {before + 3} times."
+        expect(a.get_by_text(total)).to_be_visible()
+        expect(b.get_by_text(total)).to_be_visible(timeout=15_000)  # no click in b
+        expect(b.get_by_text("You clicked 0 times")).to_be_visible()
+    finally:
+        a.close()
+        b.close()
 
 
 def test_the_load_balancer_config_shown_is_the_one_make_cluster_runs(
@@ -373,7 +399,7 @@ def quickstart(i):
 
 
 def result_quickstart():
-    return [safestate.safe_get("visits"), safestate.shared.safe_get("visits_all"),
+    return [safestate.safe_get("clicks"), safestate.shared.safe_get("clicks_all"),
             safestate.safe_get("balance"), len(safestate.safe_get("history"))]
 
 
@@ -404,8 +430,8 @@ def result_live():
 """
 DOC_LINES = {  # each example: the page it is on, and its chunks of that page, in order
     "quickstart": (README, [
-        '''safestate.increment("visits")                      # atomic read-modify-write, this session only
-safestate.shared.increment("visits_all")           # one counter shared by every user, no lost updates''',  # noqa: E501
+        '''    safestate.increment("clicks")                  # atomic read-modify-write, this session only
+    safestate.shared.increment("clicks_all")       # one counter shared by every user, no lost updates''',  # noqa: E501
         '''    with safestate.transaction() as tx:            # applied together at the end, or not at all,
         balance = tx.get("balance", 100)           # even if a click reruns the script half-way
         if balance >= 30:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pathlib
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -372,7 +375,47 @@ def test_start_thread_rejects_a_non_callable() -> None:
 def test_no_session_raises_instead_of_using_streamlits_placeholder(call: Any) -> None:
     error = raised_in_thread(call)
     assert isinstance(error, NoSessionError)
-    assert "safestate.current()" in str(error)
+    assert "streamlit run app.py" in str(error)  # no Streamlit runtime in the test process
+
+
+def test_a_worker_thread_of_a_running_app_is_told_to_use_a_handle() -> None:
+    def app() -> None:
+        import threading
+
+        import streamlit as st
+
+        import safestate as ss
+
+        found: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                ss.increment("k")
+            except BaseException as exc:
+                found.append(exc)
+
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join(10)
+        st.session_state["error"] = (type(found[0]).__name__, str(found[0]))
+
+    name, message = run(app).session_state["error"]
+    assert name == "NoSessionError" and message.startswith("increment() was called outside")
+    assert "safestate.current()" in message and "streamlit run" not in message
+
+
+def test_a_script_run_without_streamlit_says_to_use_streamlit_run(
+    tmp_path: pathlib.Path,
+) -> None:
+    # `python app.py`: no Streamlit runtime in the process. The error names the call made
+    # (increment, not the mutate it is built on) and says how to run the app.
+    app = tmp_path / "app.py"
+    app.write_text("import safestate\nsafestate.increment('clicks')\n")
+    done = subprocess.run([sys.executable, str(app)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("safestate.errors.NoSessionError: increment() was called outside")
+    assert "streamlit run app.py" in last and "handle" not in last
 
 
 def test_session_stats_count_operations_and_memory() -> None:

@@ -174,6 +174,14 @@ def in_script_run() -> bool:
     return get_script_run_ctx(suppress_warning=True) is not None
 
 
+def runtime_exists() -> bool:
+    """Whether a Streamlit runtime was made in this process (``streamlit run`` or AppTest),
+    as opposed to ``python app.py``. ``Runtime.exists()`` since 1.12."""
+    from streamlit.runtime import Runtime
+
+    return bool(Runtime.exists())
+
+
 def _runtime_session_manager() -> Any | None:
     # Why: Runtime's session manager is the only record of which sessions are
     # alive. Runtime.exists()/instance() since 1.12; _session_mgr since 1.18.

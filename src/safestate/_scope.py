@@ -132,13 +132,17 @@ class Scope:
         Raises TypeError if ``fn`` is not callable, StateValidationError if the result
         breaks a declared type, and as safe_get.
         """
+        return self._mutate(key, fn, default, "mutate")
+
+    def _mutate(self, key: str, fn: Callable[[Any], T], default: Any, op: str) -> T:
+        # ``op``: the public call, as errors name it (increment is a mutate).
         check_key(key)
         if not callable(fn):
             raise TypeError(f"mutate({key!r}, fn): fn must be callable, got {type(fn).__name__}")
         schema = self.schema
         check = schema.check if schema is not None and schema.fields else _unchecked
         for attempt in range(MAX_ATTEMPTS):
-            lock, storage = self._enter("mutate")
+            lock, storage = self._enter(op)
             with lock:
                 if attempt == 0:
                     lock.ops += 1
@@ -164,7 +168,7 @@ class Scope:
                     except VersionConflict:
                         pass  # another process wrote first: read again
             if turn is not None:
-                done, new = self._turn_commit(turn, key, fn, default, check, storage)
+                done, new = self._turn_commit(turn, key, fn, default, check, storage, op)
                 if done:
                     return cast("T", new)
             backoff(attempt)  # another process wrote first: read again
@@ -172,7 +176,7 @@ class Scope:
 
     def _turn_commit(self, turn: AbstractContextManager[None], key: str,
                      fn: Callable[[Any], Any], default: Any,
-                     check: Callable[[str, Any], Any], read_from: Storage,
+                     check: Callable[[str, Any], Any], read_from: Storage, op: str,
                      ) -> tuple[bool, Any]:
         """One optimistic read-modify-write of a stored key, in the scope's turn.
 
@@ -187,7 +191,7 @@ class Scope:
         with turn:
             current, version = read_from.read(key, default)
             new = check(key, fn(current))
-            lock, storage = self._enter("mutate")
+            lock, storage = self._enter(op)
             with lock:
                 if storage is not read_from:
                     return False, None  # reconfigured or another identity meanwhile: again
@@ -213,7 +217,7 @@ class Scope:
                 )
             return value + by
 
-        return self.mutate(key, add, 0)
+        return self._mutate(key, add, 0, "increment")
 
     def transaction(self, timeout: float | None = None) -> AbstractContextManager[Transaction]:
         """Hold the lock for a block whose writes apply together at its end, or not at all.

@@ -57,11 +57,17 @@ class NoSessionError(SafestateError, RuntimeError):
     every such thread, so safestate refuses instead of leaking data between users.
     """
 
-    def __init__(self, operation: str, script_only: bool = False) -> None:
+    def __init__(self, operation: str, script_only: bool = False,
+                 no_server: bool = False) -> None:
         where = "outside a Streamlit session (no script run context on this thread)"
+        server = ("No Streamlit server runs in this process: start the app with `streamlit "
+                  "run app.py` (or test it with streamlit.testing.v1.AppTest).")
         if script_only:
             fix = (f"{operation}() draws on or checks the page of a script run: call it from "
-                   "the script itself, not from a worker thread.")
+                   "the script itself" + (f". {server}" if no_server else
+                                          ", not from a worker thread."))
+        elif no_server:  # `python app.py`: no Streamlit runtime in this process at all
+            fix = server
         else:
             fix = ("In a worker thread, take a handle in the script with `handle = "
                    f"safestate.current()` and call `handle.{operation}(...)` from the worker, or "

@@ -63,6 +63,12 @@ class SessionHandle(Scope):
         return f"<SessionHandle {session_label(self.session_id)}>"
 
 
+def no_session(op: str, script_only: bool = False) -> NoSessionError:
+    """The error of ``op`` called with no session: in a worker thread of a running app, or
+    in a process that runs no Streamlit at all (``python app.py``)."""
+    return NoSessionError(op, script_only=script_only, no_server=not _compat.runtime_exists())
+
+
 class SessionStateManager(Scope):
     """Thread-safe access to the calling session's ``st.session_state``.
 
@@ -114,7 +120,7 @@ class SessionStateManager(Scope):
     def _enter(self, op: str, timeout: float | None = None) -> tuple[ScopeLock, Storage]:
         run = _compat.current_run_yielding()  # a superseded run ends here, as at st.*
         if run is None:
-            raise NoSessionError(op)
+            raise no_session(op)
         return self.enter_session(run[0], run[1], op, timeout)
 
     def enter(self, op: str, *, script_only: bool = False) -> tuple[ScopeLock, Storage]:
@@ -131,7 +137,7 @@ class SessionStateManager(Scope):
         """The calling script run's session state object. Raises NoSessionError naming ``op``."""
         run = _compat.current_run()
         if run is None:
-            raise NoSessionError(op, script_only=True)
+            raise no_session(op, script_only=True)
         return run[1]
 
     def enter_session(
@@ -173,7 +179,7 @@ class SessionStateManager(Scope):
             check_key(key)
         run = _compat.current_run()
         if run is None:
-            raise NoSessionError("safe_get")
+            raise no_session("safe_get")
         registry = self._registry
         backends = self._backends.current
         if backends is None or backends.sessions is not None or registry.get(run[0]) is None:
@@ -203,7 +209,7 @@ class SessionStateManager(Scope):
             value = self.schema.check(key, value)
         run = _compat.current_run_yielding()  # a superseded run ends here, as at st.*
         if run is None:
-            raise NoSessionError("safe_set")
+            raise no_session("safe_set")
         registry = self._registry
         if registry.get(run[0]) is None:  # a session's first call: the cold path
             self._first_call()
@@ -241,7 +247,7 @@ class SessionStateManager(Scope):
         """The Streamlit session id of the caller. Raises NoSessionError outside a session."""
         run = _compat.current_run()
         if run is None:
-            raise NoSessionError("session_id")
+            raise no_session("session_id")
         return run[0]
 
     def session_label(self) -> str:
@@ -257,7 +263,7 @@ class SessionStateManager(Scope):
         """A handle on the calling session for worker threads. Raises NoSessionError outside one."""
         run = _compat.current_run()
         if run is None:
-            raise NoSessionError("current")
+            raise no_session("current")
         return SessionHandle(self, run[0], run[1])
 
     def start_thread(

@@ -25,7 +25,7 @@ safestate.configure()
 safestate.safe_get("step")
 examples = runpy.run_path(os.environ["EXAMPLES"])
 q = dict(st.query_params)
-done = st.session_state.setdefault("clicks", set())
+done = st.session_state.setdefault("handled_clicks", set())
 if "n" in q and q.get("c") not in done:
     done.add(q.get("c"))
     example = examples[q["ex"]]
