@@ -267,7 +267,9 @@ def test_store_faults_show_the_panel_and_the_page_goes_on() -> None:
     [
         ({"store": "postgres://db/x"}, StoreURLError, ["unknown scheme", "sqlite:///"]),
         ({"identity": "cookie"}, ValueError, ["identity must be"]),
-        ({"identity": "browser", "secret": "short"}, ValueError, ["at least 16 bytes"]),
+        ({"identity": "browser", "secret": "short"}, ValueError,
+         ["got a secret of 5 bytes", "at least 16 bytes", ".streamlit/secrets.toml"]),
+        ({"identity": "browser"}, ValueError, ["got no secret", "SAFESTATE_SECRET"]),
         ({"ttl": -1}, ValueError, ["positive"]),
         ({"ttl": "soon"}, TypeError, ["ttl"]),
         ({"persist": ["ok", 3]}, TypeError, ["persist"]),
@@ -538,7 +540,33 @@ def test_an_unknown_deployment_setting_is_warned_about(
         assert config.read_deployment()["store"] is None
     message = str(warned[0].message)
     assert "'SAFESTATE_STROE'" in message and "store" in message and "persist" in message
+    assert "(did you mean SAFESTATE_STORE?)" in message
     assert "sqlite:///typo.db" not in message and "SAFESTATE_STROE" in caplog.text
+
+
+def test_a_misspelt_secrets_setting_is_warned_about_with_the_closest_name(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `persit = [...]` under [safestate] in secrets.toml: persisting nothing in silence would
+    # look like a bug in the store.
+    def app() -> None:
+        import warnings
+
+        import streamlit as st
+
+        import safestate as ss
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ss.safe_get("anything")  # the first call reads the deployment's settings
+        st.session_state["warned"] = [str(w.message) for w in caught]
+
+    at = AppTest.from_function(app, default_timeout=30)
+    at.secrets["safestate"] = {"persit": ["cart"]}
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    [message] = [m for m in at.session_state["warned"] if "names no setting" in m]
+    assert "'[safestate] persit' (did you mean persist?)" in message
 
 
 def test_a_reconfigure_forgets_the_old_stores_failure(tmp_path: pathlib.Path) -> None:

@@ -68,7 +68,14 @@ def read_deployment() -> dict[str, Any]:
 
 
 def _warn_unknown(unknown: list[str], known: tuple[str, ...]) -> None:
-    listed = ", ".join(quote(u) for u in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+    def named(entry: str) -> str:  # "[safestate] persit (did you mean persist?)"
+        env = entry.startswith("SAFESTATE_")
+        name = entry.removeprefix("SAFESTATE_").lower() if env else entry.split("] ", 1)[-1]
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        fix = f" (did you mean {('SAFESTATE_' + near[0].upper()) if env else near[0]}?)"
+        return quote(entry) + (fix if near else "")
+
+    listed = ", ".join(map(named, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
     message = (f"safestate: {listed} names no setting and is ignored. Known settings: "
                f"{', '.join(known)} (as SAFESTATE_<NAME> or under [safestate] in secrets).")
     _events.log.warning(message)
@@ -188,9 +195,12 @@ def _secret(secret: Any, mode: Any) -> bytes | None:
     if secret is not None and not isinstance(secret, bytes):
         raise InvalidSettingError(f"secret must be a str or bytes, got {type(secret).__name__}")
     if mode == "browser" and (secret is None or len(secret) < 16):
+        got = "no secret" if secret is None else f"a secret of {len(secret)} bytes"
         raise InvalidSettingError(
-            "identity='browser' signs its tokens: give a secret of at least 16 bytes, as "
-            "configure(secret=...), st.secrets['safestate']['secret'] or $SAFESTATE_SECRET"
+            f"identity='browser' signs its tokens, and got {got}: give a secret of at least "
+            "16 bytes, the same on every replica, as configure(secret=...), `secret = \"...\"` "
+            "under [safestate] in .streamlit/secrets.toml, or $SAFESTATE_SECRET. Make one "
+            "with: python -c \"import secrets; print(secrets.token_hex(32))\""
         )
     return secret
 
