@@ -23,7 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 SAMPLE = ["1.40", "1.45", "1.52", "1.60", "newest"]
 #: Not run per version: they need a browser, a load balancer or minutes of load.
 NOT_CORE = ["tests/test_browser.py", "tests/test_cluster.py", "tests/test_loadtest.py"]
-SUMMARY = re.compile(r"^=+ (.*) in ([\d.]+)s")
+SUMMARY = re.compile(r"^(?:=+ )?(\d+ (?:passed|failed|skipped|error).*) in ([\d.]+)s")
 
 
 def version_spec(version: str) -> str:
