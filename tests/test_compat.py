@@ -66,6 +66,13 @@ def test_a_streamlit_newer_than_any_tested_is_verified_at_import() -> None:
      "del C.request_rerun", "AppSession.request_rerun"),
     ("from streamlit.runtime.state.session_state import SessionState as C\n"
      "del C.filtered_state", "SessionState.filtered_state"),
+    # Probes that would raise KeyError, AttributeError or ImportError of their own:
+    ("from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext as C\n"
+     "del C.reset", "ScriptRunContext.reset making cursors anew"),
+    ("from streamlit.runtime.app_session import AppSession as C\n"
+     "del C.__init__", "AppSession._"),  # the first of its attributes checked
+    ("import streamlit.runtime.secrets as C\n"
+     "del C.Secrets.load_if_toml_exists", "st.secrets.load_if_toml_exists"),
 ])
 def test_a_moved_internal_fails_the_import_naming_it_and_the_version(
     remove: str, named: str,

@@ -46,7 +46,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 from conftest import HERE, PARALLEL_FRAGMENTS, RedisServer, Server, free_port, wait_for
 from packaging.requirements import Requirement
 from streamlit import config as st_config

@@ -100,12 +100,21 @@ def _connect_recommendations() -> list[str]:
     return ["Try the race page", "Open a second browser window"]
 
 
+#: Where Streamlit looks for secrets.toml (the app's folder and the user's).
+SECRETS_FILES = (pathlib.Path(".streamlit/secrets.toml"),
+                 pathlib.Path.home() / ".streamlit" / "secrets.toml")
+
+
 def admin_password() -> str | None:
     """The monitor password: secrets["safestate_admin_password"] or $DEMO_ADMIN_PASSWORD."""
-    try:
-        secret = st.secrets.get("safestate_admin_password")
-    except Exception:  # no secrets.toml at all
-        secret = None
+    secret = None
+    # Only with a secrets file: without one, Streamlit before 1.44 draws "No secrets found"
+    # on the page when st.secrets is read, even inside a try.
+    if any(path.exists() for path in SECRETS_FILES):
+        try:
+            secret = st.secrets.get("safestate_admin_password")
+        except Exception:  # a secrets file Streamlit cannot read
+            secret = None
     return str(secret) if secret else os.environ.get("DEMO_ADMIN_PASSWORD") or None
 
 

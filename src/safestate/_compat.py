@@ -3,7 +3,7 @@
 Streamlit's documented API has no way to name the calling session, to reach a
 session's state from a worker thread, or to ask whether a session has ended.
 Each internal used for that is wrapped here with a note on why and since which
-version it has been checked. ``verify()`` is run by the test suite and fails
+version it has been checked. ``verify()`` runs at ``import safestate`` and fails
 loudly, naming the missing piece, when a Streamlit upgrade moves one of them.
 Checked against every Streamlit minor from 1.40 to 1.67: where an internal moved, the
 constants below name the first version with the new form, and ``verify()`` checks the form the
@@ -16,6 +16,8 @@ its mapping protocol (get, set and delete an item), which ``verify()`` checks to
 from __future__ import annotations
 
 import dis
+import functools
+import importlib
 import threading
 import time
 from collections.abc import Callable
@@ -49,7 +51,8 @@ STREAMLIT_VERSION: str = streamlit.__version__
 #: The oldest Streamlit safestate supports, and the newest it was tested with.
 OLDEST, NEWEST_TESTED = "1.40", "1.67"
 #: The requirement that installs a Streamlit safestate was tested with.
-SUPPORTED = "streamlit>=1.40,<1.68"
+SUPPORTED = (f"streamlit>={OLDEST},<{Version(NEWEST_TESTED).major}."
+             f"{Version(NEWEST_TESTED).minor + 1}")
 #: Where internals moved: the first version with the new form.
 PARALLEL_FRAGMENTS = "1.58"  # st.fragment(parallel=True), ScriptRunContext._main_thread_ident
 THREAD_STATE = "1.58"  # ThreadState.fragment_id; before, ScriptRunContext.current_fragment_id
@@ -405,92 +408,128 @@ def show_developer_notes() -> bool:
 
 
 def verify() -> None:
-    """Check that every internal used above is where safestate expects it.
+    """Check that every internal used above is where safestate expects it, in the form the
+    running Streamlit should have.
 
-    Raises StreamlitCompatibilityError naming what moved.
+    Raises StreamlitCompatibilityError naming what moved (a probe that raises counts as moved).
     """
-    from streamlit.runtime import Runtime
-    from streamlit.runtime.app_session import AppSession
-    from streamlit.runtime.scriptrunner import ScriptRunner
-    from streamlit.runtime.session_manager import ActiveSessionInfo
-    from streamlit.runtime.state.safe_session_state import SafeSessionState
-    from streamlit.runtime.state.session_state import SessionState
-    from streamlit.runtime.websocket_session_manager import WebsocketSessionManager
 
-    def need(ok: bool, what: str) -> None:
+    def need(what: str, check: Callable[[], object]) -> None:
+        try:
+            ok = bool(check())
+        except Exception:  # a lookup that fails (KeyError, AttributeError, ImportError...)
+            ok = False
         if not ok:
             raise StreamlitCompatibilityError(
-                f"Streamlit {streamlit.__version__} moved an internal safestate uses: "
+                f"Streamlit {STREAMLIT_VERSION} moved an internal safestate uses: "
                 f"{what}. safestate is tested with Streamlit {OLDEST} to {NEWEST_TESTED}: "
                 f"install one of those (pip install '{SUPPORTED}') or a safestate "
                 "release that supports this Streamlit."
             )
 
-    def assigns(cls: type, attr: str) -> bool:
-        return attr in vars(cls)["__init__"].__code__.co_names
+    def module(name: str) -> Any:
+        return importlib.import_module(name)
 
-    wrapper = SafeSessionState(SessionState(), lambda: None)
-    need(isinstance(getattr(wrapper, "_state", None), SessionState), "SafeSessionState._state")
-    need(type(getattr(wrapper, "_lock", None)) is type(threading.RLock()), "SafeSessionState._lock")
-    need(callable(getattr(wrapper, "_yield_callback", None)), "SafeSessionState._yield_callback")
+    def assigns(cls: Callable[[], Any], attr: str) -> Callable[[], bool]:
+        return lambda: attr in vars(cls())["__init__"].__code__.co_names
+
+    def fields(cls: Callable[[], Any], *names: str) -> Callable[[], bool]:
+        return lambda: all(n in cls().__dataclass_fields__ for n in names)
+
+    runtime = "streamlit.runtime"
+    def session_state() -> Any:
+        return module(f"{runtime}.state.session_state").SessionState
+
+    def safe_state() -> Any:
+        return module(f"{runtime}.state.safe_session_state").SafeSessionState
+
+    def runtime_class() -> Any:
+        return module(runtime).Runtime
+
+    def manager() -> Any:
+        return module(f"{runtime}.websocket_session_manager").WebsocketSessionManager
+
+    def app_session() -> Any:
+        return module(f"{runtime}.app_session").AppSession
+
+    def runner() -> Any:
+        return module(f"{runtime}.scriptrunner").ScriptRunner
+
+    def context() -> Any:
+        return module(f"{runtime}.scriptrunner_utils.script_run_context").ScriptRunContext
+
+    def client_state() -> Any:
+        return module("streamlit.proto.ClientState_pb2").ClientState
+
+    def wrapper() -> Any:
+        return safe_state()(session_state()(), lambda: None)
+
+    def has(cls: Callable[[], Any], name: str) -> bool:
+        return hasattr(cls(), name)
+
+    def instance_dict(name: str) -> bool:
+        return isinstance(getattr(session_state()(), name), dict)
+
+    def proto_field(name: str) -> bool:
+        return name in client_state().DESCRIPTOR.fields_by_name
+
+    need("SafeSessionState._state", lambda: isinstance(wrapper()._state, session_state()))
+    need("SafeSessionState._lock", lambda: type(wrapper()._lock) is type(threading.RLock()))
+    need("SafeSessionState._yield_callback", lambda: callable(wrapper()._yield_callback))
     for name in ("__getitem__", "__setitem__", "__delitem__", "filtered_state"):
-        need(hasattr(SessionState, name), f"SessionState.{name}")
+        need(f"SessionState.{name}", functools.partial(has, session_state, name))
     # An instance, not the class: SessionState is a dataclass with __slots__ in some versions
     # and without them in others (1.50), so its fields are not always class attributes.
-    state = SessionState()
     for name in ("_old_state", "_new_session_state"):
-        need(isinstance(getattr(state, name, None), dict), f"SessionState.{name}")
-    need(callable(getattr(Runtime, "exists", None)), "Runtime.exists")
-    need(callable(getattr(Runtime, "instance", None)), "Runtime.instance")
-    need(assigns(Runtime, "_session_mgr"), "Runtime._session_mgr")
+        need(f"SessionState.{name}", functools.partial(instance_dict, name))
+    need("Runtime.exists", lambda: callable(runtime_class().exists))
+    need("Runtime.instance", lambda: callable(runtime_class().instance))
+    need("Runtime._session_mgr", assigns(runtime_class, "_session_mgr"))
     for name in ("is_active_session", "get_active_session_info", "list_active_sessions"):
-        need(callable(getattr(WebsocketSessionManager, name, None)), f"SessionManager.{name}")
-    need(assigns(WebsocketSessionManager, "_session_storage"),
-         "WebsocketSessionManager._session_storage")
+        need(f"SessionManager.{name}", functools.partial(has, manager, name))
+    need("WebsocketSessionManager._session_storage", assigns(manager, "_session_storage"))
     if at_least(STORAGE_LOCK):
-        need(assigns(WebsocketSessionManager, "_storage_lock"),
-             "WebsocketSessionManager._storage_lock")
+        need("WebsocketSessionManager._storage_lock", assigns(manager, "_storage_lock"))
+        need("AppSession.has_fragment", lambda: callable(app_session().has_fragment))
     else:
-        from streamlit.runtime.memory_session_storage import MemorySessionStorage
-
-        need(assigns(MemorySessionStorage, "_cache"), "MemorySessionStorage._cache")
-    need("session" in ActiveSessionInfo.__annotations__, "ActiveSessionInfo.session")
-    need(assigns(AppSession, "_scriptrunner"), "AppSession._scriptrunner")
-    need(assigns(ScriptRunner, "_session_state"), "ScriptRunner._session_state")
-    from streamlit.runtime.scriptrunner_utils.script_run_context import ScriptRunContext
-
-    stores = {(i.opname, i.argval) for i in dis.get_instructions(vars(ScriptRunContext)["reset"])}
-    need(("STORE_ATTR", "cursors") in stores, "ScriptRunContext.reset making cursors anew")
-    need("fragment_ids_this_run" in ScriptRunContext.__dataclass_fields__,
-         "ScriptRunContext.fragment_ids_this_run")
-    need(assigns(AppSession, "_client_state"), "AppSession._client_state")
-    need(assigns(AppSession, "_event_loop"), "AppSession._event_loop")
-    need(assigns(ScriptRunner, "_requests"), "ScriptRunner._requests")
-    need("script_requests" in ScriptRunContext.__dataclass_fields__,
-         "ScriptRunContext.script_requests")
-    need(callable(getattr(AppSession, "has_fragment", None))
-         or assigns(AppSession, "_fragment_storage"), "AppSession.has_fragment")
-    need(callable(getattr(AppSession, "request_rerun", None)), "AppSession.request_rerun")
-    from streamlit.proto.ClientState_pb2 import ClientState
-
-    fields = ["query_string", "page_script_hash", "page_name", "fragment_id", "is_auto_rerun"]
-    for name in fields + (["context_info"] if at_least(CONTEXT_INFO) else []):
-        need(name in ClientState.DESCRIPTOR.fields_by_name, f"ClientState.{name}")
+        need("MemorySessionStorage._cache", assigns(
+            lambda: module(f"{runtime}.memory_session_storage").MemorySessionStorage, "_cache"))
+        need("AppSession._fragment_storage", assigns(app_session, "_fragment_storage"))
+        need("MemoryFragmentStorage.contains",
+             lambda: callable(module(f"{runtime}.fragment").MemoryFragmentStorage.contains))
+    need("ActiveSessionInfo.session", lambda: "session" in module(
+        f"{runtime}.session_manager").ActiveSessionInfo.__annotations__)
+    need("AppSession._scriptrunner", assigns(app_session, "_scriptrunner"))
+    need("AppSession._client_state", assigns(app_session, "_client_state"))
+    need("AppSession._event_loop", assigns(app_session, "_event_loop"))
+    need("AppSession.request_rerun", lambda: callable(app_session().request_rerun))
+    need("ScriptRunner._session_state", assigns(runner, "_session_state"))
+    need("ScriptRunner._requests", assigns(runner, "_requests"))
+    need("ScriptRunContext.reset making cursors anew", lambda: ("STORE_ATTR", "cursors") in {
+        (i.opname, i.argval) for i in dis.get_instructions(vars(context())["reset"])})
+    need("ScriptRunContext.fragment_ids_this_run", fields(context, "fragment_ids_this_run"))
+    need("ScriptRunContext.script_requests", fields(context, "script_requests"))
+    wanted = ["query_string", "page_script_hash", "page_name", "fragment_id", "is_auto_rerun"]
+    for name in wanted + (["context_info"] if at_least(CONTEXT_INFO) else []):
+        need(f"ClientState.{name}", functools.partial(proto_field, name))
     if at_least(THREAD_STATE):
-        thread_state = _thread_state()
-        need(thread_state is not None and callable(getattr(thread_state, "get", None)),
-             "ThreadState.get (the running fragment's id)")
+        scripts = f"{runtime}.scriptrunner_utils.script_run_context"
+        need("ThreadState.get (the running fragment's id)",
+             lambda: callable(module(scripts).ThreadState.get))
+        need("FragmentThreadState.fragment_id",
+             lambda: "fragment_id" in module(scripts).FragmentThreadState.__dataclass_fields__)
     else:
-        need("current_fragment_id" in ScriptRunContext.__dataclass_fields__,
-             "ScriptRunContext.current_fragment_id")
+        need("ScriptRunContext.current_fragment_id", fields(context, "current_fragment_id"))
     if at_least(PARALLEL_FRAGMENTS):
-        post_init = vars(ScriptRunContext).get("__post_init__")
-        need(post_init is not None and "_main_thread_ident" in post_init.__code__.co_names,
-             "ScriptRunContext._main_thread_ident")
+        need("ScriptRunContext._main_thread_ident", lambda: "_main_thread_ident" in vars(
+            context())["__post_init__"].__code__.co_names)
     else:
-        need(SCRIPT_THREAD_NAME in ScriptRunner._run_script_thread.__code__.co_consts
-             or SCRIPT_THREAD_NAME in ScriptRunner.start.__code__.co_consts,
-             "the script thread's name")
+        need("the script thread's name", lambda: SCRIPT_THREAD_NAME in (
+            runner().start.__code__.co_consts + runner()._run_script_thread.__code__.co_consts))
+    need("st.secrets.load_if_toml_exists", lambda: callable(
+        module("streamlit").secrets.load_if_toml_exists))
+    if not at_least(ST_USER):
+        need("st.experimental_user", lambda: hasattr(module("streamlit"), "experimental_user"))
 
 
 # -- live updates: what a read was part of, and asking a session to rerun ----------------------

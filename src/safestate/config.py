@@ -195,11 +195,13 @@ def _secret(secret: Any, mode: Any) -> bytes | None:
     if secret is not None and not isinstance(secret, bytes):
         raise InvalidSettingError(f"secret must be a str or bytes, got {type(secret).__name__}")
     if mode == "browser" and (secret is None or len(secret) < 16):
-        got = "no secret" if secret is None else f"a secret of {len(secret)} bytes"
+        # Not the length: a secret's size is a hint to whoever guesses it.
+        got = "no secret" if secret is None else "a secret shorter than that"
         raise InvalidSettingError(
-            f"identity='browser' signs its tokens, and got {got}: give a secret of at least "
-            "16 bytes, the same on every replica, as configure(secret=...), `secret = \"...\"` "
-            "under [safestate] in .streamlit/secrets.toml, or $SAFESTATE_SECRET. Make one "
+            f"identity='browser' signs its tokens with a secret of at least 16 bytes, and got "
+            f"{got}: give one, the same on every replica, as configure(secret=...), "
+            "`secret = \"...\"` under [safestate] in .streamlit/secrets.toml, or "
+            "$SAFESTATE_SECRET. Make one "
             "with: python -c \"import secrets; print(secrets.token_hex(32))\""
         )
     return secret
