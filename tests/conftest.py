@@ -35,7 +35,8 @@ __all__ = ["RedisServer", "free_port", "raised_in_thread", "wait_for"]  # import
 #: Seconds between two looks at a condition a test waits for (never synchronization).
 POLL = 0.005
 #: Set by `make test-compat` (tools/compat.py): its venvs run the core suite, no browser.
-CORE_ONLY = "SAFESTATE_CORE_ONLY"
+#: Not SAFESTATE_*: safestate warns about such a variable that names no setting.
+CORE_ONLY = "COMPAT_CORE_ONLY"
 
 
 def needs_streamlit(version: str, why: str) -> pytest.MarkDecorator:

@@ -536,11 +536,13 @@ def test_an_unknown_deployment_setting_is_warned_about(
     from safestate import config
 
     monkeypatch.setenv("SAFESTATE_STROE", "sqlite:///typo.db")
+    monkeypatch.setenv("SAFESTATE_ZZZ", "1")  # like no setting at all
     with caplog.at_level("WARNING", logger="safestate"), pytest.warns(UserWarning) as warned:
         assert config.read_deployment()["store"] is None
     message = str(warned[0].message)
     assert "'SAFESTATE_STROE'" in message and "store" in message and "persist" in message
     assert "(did you mean SAFESTATE_STORE?)" in message
+    assert "'SAFESTATE_ZZZ' names" in message or "'SAFESTATE_ZZZ'," in message
     assert "sqlite:///typo.db" not in message and "SAFESTATE_STROE" in caplog.text
 
 

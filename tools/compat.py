@@ -74,7 +74,7 @@ def run(version: str, pytest_args: list[str]) -> tuple[bool, str]:
            *(f"--ignore={path}" for path in NOT_CORE), *pytest_args]
     print(f"compat: Streamlit {installed(venv)} ({version}): {' '.join(cmd[1:])}", flush=True)
     proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True,
-                          env={**os.environ, "SAFESTATE_CORE_ONLY": "1"})  # conftest.CORE_ONLY
+                          env={**os.environ, "COMPAT_CORE_ONLY": "1"})  # conftest.CORE_ONLY
     log = ROOT / ".compat" / f"{version}.log"
     log.write_text(proc.stdout + proc.stderr)
     lines = [m for line in proc.stdout.splitlines() if (m := SUMMARY.match(line))]

@@ -72,8 +72,10 @@ def _warn_unknown(unknown: list[str], known: tuple[str, ...]) -> None:
         env = entry.startswith("SAFESTATE_")
         name = entry.removeprefix("SAFESTATE_").lower() if env else entry.split("] ", 1)[-1]
         near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        fix = f" (did you mean {('SAFESTATE_' + near[0].upper()) if env else near[0]}?)"
-        return quote(entry) + (fix if near else "")
+        if not near:
+            return quote(entry)
+        closest = "SAFESTATE_" + near[0].upper() if env else near[0]
+        return f"{quote(entry)} (did you mean {closest}?)"
 
     listed = ", ".join(map(named, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
     message = (f"safestate: {listed} names no setting and is ignored. Known settings: "
