@@ -21,7 +21,7 @@ import safestate
 from safestate.errors import StoreURLError, VersionConflict
 from safestate.stores import Committed, Store, open_store
 from safestate.stores import sqlite as sqlite_store
-from safestate.stores.base import EVERYTHING
+from safestate.stores.base import EVERYTHING, Listener
 
 
 @pytest.fixture
@@ -251,6 +251,36 @@ def test_an_echo_is_heard_as_one(two: tuple[Store, Store]) -> None:
     v2 = a.commit("s", {"a": b"2"}, echo=True)
     heard.wait(Committed("s", v2, ("a",), echo=True))
     assert heard.changes == [Committed("s", v1, None), Committed("s", v2, ("a",), echo=True)]
+
+
+@pytest.mark.parametrize("catches_up", [True, False])
+def test_a_listener_slow_to_start_reports_a_gap_unless_its_loop_catches_up(
+    catches_up: bool,
+) -> None:
+    # subscribe() waits LISTEN_WAIT for the loop to listen. A loop that starts later may have
+    # missed changes, so everything is reported as changed; SQLite's poller reads on from
+    # where its change log stood at subscribe() (a loaded machine made it late, and its
+    # exact changes were lost), so for it a late start is no gap.
+    go = threading.Event()
+    change = Committed("s", 1, ("a",))
+
+    def watch(stop: threading.Event) -> None:
+        go.wait(30)  # starts listening after subscribe() stopped waiting for it
+        listener.listening()
+        listener.notify(change)
+        stop.wait(30)
+
+    store = open_store("memory://")
+    listener = Listener(store, watch, catches_up=catches_up)
+    heard = Heard()
+    try:
+        listener.subscribe(heard)  # returns after LISTEN_WAIT: the loop is not listening yet
+        go.set()
+        heard.wait(change)
+        assert heard.changes == ([change] if catches_up else [EVERYTHING, change])
+    finally:
+        listener.close()
+        store.close()
 
 
 def test_a_drop_is_heard_with_every_key(two: tuple[Store, Store]) -> None:

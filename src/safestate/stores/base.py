@@ -200,9 +200,13 @@ class Listener:
     writer, ``listening`` when it listens (again), ``interrupted`` when it cannot.
     """
 
-    def __init__(self, store: Store, watch: Callable[[threading.Event], None]) -> None:
+    def __init__(self, store: Store, watch: Callable[[threading.Event], None],
+                 catches_up: bool = False) -> None:
         self._store = store
         self._watch = watch
+        # The loop reads on from where the log stood at subscribe() (SQLite's change log),
+        # so a thread slow to start misses nothing: no gap for that.
+        self._catches_up = catches_up
         self._lock = threading.Lock()
         self._callbacks: dict[int, Callback] = {}
         self._ids = itertools.count()
@@ -224,7 +228,7 @@ class Listener:
                     name=f"safestate-{self._store.kind}-listener")
                 self._thread.start()
             ready = self._ready
-        if not ready.wait(LISTEN_WAIT):
+        if not ready.wait(LISTEN_WAIT) and not self._catches_up:
             with self._lock:
                 # Commits made before it listens are not heard: report them as a gap.
                 self._gap = self._gap or not ready.is_set()

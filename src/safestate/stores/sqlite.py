@@ -131,8 +131,10 @@ class SQLiteStore(Store):
         self._retired_in_use = 0  # connections of older generations still in one
         self._reopening = False
         self._origin = secrets.token_hex(8)  # tells this object's own log rows from others'
-        self._listener = Listener(self, self._watch)
+        self._listener = Listener(self, self._watch, catches_up=True)
         self._listen_faults = FaultLog()  # the poller's own: its retries are not calls' faults
+        #: (file, seq) of the change log when the poller was asked for: it reads on from there.
+        self._start: tuple[_FileId, int] | None = None
 
     def _checkout(self, writing: bool) -> tuple[int, _FileId, sqlite3.Connection | None]:
         """The current generation, its file, and an idle connection to it (None: open one).
@@ -399,6 +401,18 @@ class SQLiteStore(Store):
                        (seq - LOG_ROWS, now - LOG_SECONDS))
 
     def subscribe(self, callback: Callback) -> Subscription:
+        if self._listener.thread is None:
+            # Where the log stands, read here rather than on the poller's thread: however
+            # late that thread starts, it reads on from this row, so no commit made after
+            # subscribe() returns goes unheard. If the file cannot be read now, the poller
+            # starts from the log's end when it can (as it always did).
+            with contextlib.suppress(sqlite3.Error, StoreUnavailable):
+                generation, file, db = self._checkout(False)
+                try:
+                    db = db or self._connect(file)
+                    self._start = (file, self._log_top(db))
+                finally:
+                    self._checkin(generation, db)
         return self._listener.subscribe(callback)
 
     def _watch(self, stop: threading.Event) -> None:
@@ -419,8 +433,14 @@ class SQLiteStore(Store):
                             db.close()
                             db = None
                         db, opened = self._watcher()
-                        gap = file is not None and opened != file
-                        if opened != file:  # the first file, or another: its log from now on
+                        start, self._start = self._start, None
+                        # Another file than the one read at subscribe() (or than the last):
+                        # commits to it may have gone unheard.
+                        gap = opened != (file if file is not None else
+                                         start[0] if start is not None else opened)
+                        if file is None and start is not None and start[0] == opened:
+                            file, last = opened, start[1]  # on from where subscribe() read
+                        elif opened != file:  # the first file, or another: its log from now on
                             file, last = opened, self._log_top(db)
                         seen = None
                         self._listen_faults.recovered(self)
