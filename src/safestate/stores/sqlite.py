@@ -235,13 +235,33 @@ class SQLiteStore(Store):
             if file is not None and _file_id(self.path, file) != file:
                 # Before it reads, and so recovers, a WAL that is not its generation's.
                 raise self._moved(writing)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
             db.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+            self._use_wal(db)
+            db.execute("PRAGMA synchronous=NORMAL")
         except BaseException:
             db.close()
             raise
         return db
+
+    def _use_wal(self, db: sqlite3.Connection) -> None:
+        """Put the file in WAL mode (it stays so: a no-op after the first connection).
+
+        A switch that meets another connection's (two stores opening a new file at once)
+        fails with "database is locked" at once: SQLite calls no busy handler for it. So
+        it is tried again, as the handler would, until the busy timeout. Raises
+        sqlite3.Error.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "is locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)  # a back-off between tries, as SQLite's own busy handler
+            pause = min(pause * 2, 0.05)
 
     def _unavailable(self, exc: BaseException, file: _FileId | None,
                      writing: bool) -> StoreUnavailable:
