@@ -114,29 +114,35 @@ def test_optimistic_increments_from_8_threads_lose_nothing(store_url: str) -> No
     assert int(stores[0].load("shared").values["n"]) == 8 * ops
 
 
+def _first_writes_at_once(url: str, count: int) -> list[BaseException]:
+    """``count`` store objects for ``url``, each making its first commit at one moment; what
+    they raised."""
+    stores = [open_store(url) for _ in range(count)]
+    at_once = threading.Barrier(count)
+    raised: list[BaseException] = []
+
+    def first_write(i: int, store: Store) -> None:
+        at_once.wait(10)
+        try:
+            store.commit(f"own{i}", {"k": b"v"})
+        except BaseException as exc:
+            raised.append(exc)
+
+    threads = [threading.Thread(target=first_write, args=(i, s)) for i, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for store in stores:
+        store.close()
+    return raised
+
+
 def test_sqlite_stores_opening_a_new_file_at_once_all_open_it(tmp_path: pathlib.Path) -> None:
     """Switching a new file to WAL meets another connection's switch with "database is
     locked" at once, SQLite's busy timeout notwithstanding (1 new file in 10 in CI)."""
     for attempt in range(30):
-        stores = [open_store(f"sqlite:///{tmp_path}/new{attempt}.db") for _ in range(8)]
-        at_once = threading.Barrier(len(stores))
-        raised: list[BaseException] = []
-
-        def first_write(i: int, store: Store) -> None:
-            at_once.wait(10)
-            try:
-                store.commit(f"own{i}", {"k": b"v"})
-            except BaseException as exc:
-                raised.append(exc)
-
-        threads = [threading.Thread(target=first_write, args=(i, s))
-                   for i, s in enumerate(stores)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        for store in stores:
-            store.close()
+        raised = _first_writes_at_once(f"sqlite:///{tmp_path}/new{attempt}.db", 8)
         assert not raised, f"file {attempt}: {raised[0]!r}"
 
 
