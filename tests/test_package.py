@@ -136,6 +136,18 @@ def test_the_wheel_has_the_package_typed_and_nothing_else() -> None:
     assert set(PROJECT["dependencies"]) <= set(requires)
     urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL") or [])
     assert set(urls) == {"Homepage", "Documentation", "Changelog", "Issues", "Source"}
+    # PyPI shows the README with no repository around it: each link is absolute, and names a
+    # file that is in the repository.
+    description = meta.get_payload()
+    assert isinstance(description, str) and "pip install streamlit-safestate" in description
+    links = re.findall(r"\]\(([^)]+)\)", description)
+    assert links and not [u for u in links if not u.startswith(("https://", "#"))]
+    forge = (urls["Source"] + "/blob/main/",
+             urls["Source"].replace("github.com", "raw.githubusercontent.com") + "/main/")
+    for url in links:
+        if url.startswith(forge):
+            path = url.removeprefix(forge[0]).removeprefix(forge[1])
+            assert (ROOT / path.split("#")[0]).is_file(), f"{url}: no {path} in the repository"
 
 
 @needs_dist
