@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -195,8 +196,8 @@ def test_guard_turns_an_optional_dependency_into_requires_warning(
 
     # One warning, require()'s own.
     assert [w.value for w in at.warning] == [
-        "**Recommendations** is unavailable: could not be built (TimeoutError: "
-        "recommendations service timed out). The parts of this page that need it are "
+        "**Recommendations** is unavailable: `could not be built (TimeoutError: "
+        "recommendations service timed out)`. The parts of this page that need it are "
         "turned off."
     ]
     required = run(optional_guarded_page, form="require")
@@ -493,8 +494,8 @@ def test_validate_session_dependencies_reports_each_and_renders() -> None:
     assert dict(zip(table["dependency"], table["status"], strict=True)) == {
         "good": "ready", "bad": "failed", "opt": "failed"}
     reasons = at.caption[0].value.splitlines()
-    assert reasons[0] == "- `bad`: its health check failed"
-    assert reasons[1] == "- `opt` (optional): ZeroDivisionError: division by zero"
+    assert reasons[0] == "- `bad`: `its health check failed`"
+    assert reasons[1] == "- `opt` (optional): `ZeroDivisionError: division by zero`"
 
 
 def test_health_reports_name_keys_never_values() -> None:
@@ -819,3 +820,48 @@ def test_ensure_session_initialized_of_neither_names_nor_a_mapping_is_a_named_er
     is_type_error, message = at.session_state["r"]
     assert is_type_error and type(bad).__name__ in message
     assert "key names" in message and "mapping" in message
+
+
+#: An exception message that, read as Markdown, would draw an image fetched from anywhere, a
+#: link, bold text and a heading.
+HOSTILE = ("see ![x](http://evil.example/p.png) [the fix](http://evil.example) **now**\n\n"
+           "# Big `tick`")
+
+
+def hostile_page(what: str, message: str) -> None:
+    import safestate as ss
+
+    def broken() -> None:
+        raise RuntimeError(message)
+
+    if what == "optional":
+        ss.register_dependency("recs", broken, required=False, description="Recommendations")
+        ss.require("recs")
+    elif what == "required":
+        ss.register_dependency("db", broken, description="Database")
+        ss.require("db")
+    elif what == "default":
+        ss.ensure_session_initialized({"cart": broken})
+        ss.require("cart")
+    else:
+        ss.register_dependency("db", broken, required=False)
+        ss.session_validator.validate_session_dependencies().render()
+
+
+@pytest.mark.parametrize(("what", "shown"), [
+    ("optional", "warning"), ("required", "error"), ("default", "error"), ("report", "caption"),
+])
+def test_an_exception_message_is_shown_as_itself_never_as_markdown(what: str,
+                                                                   shown: str) -> None:
+    """Streamlit renders an alert's text as Markdown: an exception's message goes in a code
+    span, on one line, so it draws no image, link or heading."""
+    from markdown_it import MarkdownIt
+
+    at = AppTest.from_function(hostile_page, args=(what, HOSTILE), default_timeout=60).run()
+    assert not at.exception, [e.message for e in at.exception]
+    (element,) = [e for e in getattr(at, shown) if "evil" in e.value]
+    html = MarkdownIt("commonmark").render(element.value)
+    assert "<a " not in html and "<img" not in html and "<h1" not in html
+    # Whole, in one code span (HOSTILE has nothing HTML would escape).
+    one_line = re.escape(f"RuntimeError: {' '.join(HOSTILE.split())}")
+    assert re.search(f"<code>[^<]*{one_line}[^<]*</code>", html), html

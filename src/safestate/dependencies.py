@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from . import _compat, _events
 from ._keys import MISSING, check_key, has_key
 from ._locks import note_held
+from ._markdown import literal
 from .errors import DependencyNotReady, UnknownDependencyError, quote, redact
 
 if TYPE_CHECKING:
@@ -157,7 +158,7 @@ def render_statuses(statuses: list[DependencyStatus]) -> None:
                    "status": s.state, "type": s.type_name or "",
                    "checked": s.checked_at.strftime("%H:%M:%S") if s.checked_at else ""}
                   for s in statuses], hide_index=True)
-    failures = [f"- `{s.name}`{'' if s.required else ' (optional)'}: {s.error}"
+    failures = [f"- `{s.name}`{'' if s.required else ' (optional)'}: {literal(s.error)}"
                 for s in statuses if s.failed and s.error]
     if failures:
         st.caption("\n".join(failures))

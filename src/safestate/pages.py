@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import _compat, _events
 from ._keys import DELETE, MISSING, check_key
+from ._markdown import literal
 from .dependencies import Dependency, DependencyRegistry
 from .errors import DependencyNotReady, MissingStateError, StoreUnavailable, UnreadableValueError
 from .recovery import Problem, show_recovery
@@ -84,7 +85,7 @@ class Pages:
         """Warn that optional ``dep`` is unavailable and the parts needing it are off."""
         import streamlit as st
 
-        st.warning(f"**{dep.label}** is unavailable: {exc.reason}. The parts of this page "
+        st.warning(f"**{dep.label}** is unavailable: {literal(exc.reason)}. The parts of this page "
                    "that need it are turned off.", icon=":material/power_off:")
 
     def retry(self, names: Iterable[str]) -> None:
@@ -114,7 +115,8 @@ class Pages:
         """How the recovery panel shows ``exc``: names and a sentence, never a value."""
         if isinstance(exc, DependencyNotReady):
             what = exc.description or f"`{exc.name}`"
-            return Problem(exc.name, "dependency", f"**{what}** is not ready: {exc.reason}")
+            return Problem(exc.name, "dependency",
+                           f"**{what}** is not ready: {literal(exc.reason)}")
         if isinstance(exc, MissingStateError):
             first = exc.keys[0] if exc.keys else "?"
             return self.key_problem(first, exc.errors.get(first))
@@ -124,16 +126,17 @@ class Pages:
                            "it from the app, or use **Reset my session**.")
         if isinstance(exc, StoreUnavailable):
             return Problem("store", "store", "**Saved data is out of reach right now**: "
-                           f"{exc}. Your other work on this page is not affected.")
-        return Problem(type(exc).__name__, "error", str(exc))
+                           f"{literal(str(exc))}. Your other work on this page is not "
+                           "affected.")
+        return Problem(type(exc).__name__, "error", literal(str(exc)))
 
     def key_problem(self, name: str, error: str | None) -> Problem:
         """How the recovery panel shows a missing key or dependency ``name``."""
         if self._dependencies.is_registered(name):
             dep = self._dependencies.lookup(name)
-            reason = f": {error}" if error else ""
+            reason = f": {literal(error)}" if error else ""
             return Problem(name, "dependency", f"**{dep.label}** is not ready{reason}.")
-        detail = f" (its setup failed: {error})" if error else ""
+        detail = f" (its setup failed: {literal(error)})" if error else ""
         return Problem(name, "key", f"Session value `{name}` is missing{detail}.")
 
     def recover(self, problems: list[Problem]) -> NoReturn:
