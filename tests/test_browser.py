@@ -92,8 +92,7 @@ def click(page: Page, name: str) -> None:
 
 
 def test_two_users_never_see_each_others_values(demo: Server, browser: Browser) -> None:
-    ada_ctx, bob_ctx = browser.new_context(), browser.new_context()
-    try:
+    with browser.new_context() as ada_ctx, browser.new_context() as bob_ctx:
         ada, bob = visit(ada_ctx, demo), visit(bob_ctx, demo)
         ada.get_by_label("Your nickname").fill("Ada")
         ada.get_by_label("Your nickname").press("Enter")
@@ -108,9 +107,6 @@ def test_two_users_never_see_each_others_values(demo: Server, browser: Browser) 
         bob.reload()
         expect_metric(bob, "My clicks", "0")  # a reload is a new session: nothing carried over
         expect_metric(ada, "My clicks", "3")
-    finally:
-        ada_ctx.close()
-        bob_ctx.close()
 
 
 def test_two_users_clicking_the_shared_counter_lose_nothing(
@@ -144,19 +140,15 @@ def test_two_users_clicking_the_shared_counter_lose_nothing(
     for t in threads:
         t.join(240)
     assert not errors, errors
-    ctx = browser.new_context()
-    try:
+    with browser.new_context() as ctx:
         page = visit(ctx, demo, "board")
         expect_metric(page, "Shared counter", str(min(baseline) + 2 * per_user))
-    finally:
-        ctx.close()
 
 
 def test_worker_progress_reaches_the_page_while_the_user_clicks(
     demo: Server, browser: Browser
 ) -> None:
-    ctx = browser.new_context()
-    try:
+    with browser.new_context() as ctx:
         page = visit(ctx, demo, "worker")
         click(page, "Start the worker")
         for clicks in ("1", "2", "3"):
@@ -165,8 +157,6 @@ def test_worker_progress_reaches_the_page_while_the_user_clicks(
         progress = page.get_by_text(re.compile(r"Worker progress: \d+%"))
         expect(progress).not_to_have_text("Worker progress: 0%")  # it moved while we clicked
         expect(page.get_by_text("Worker progress: 100%")).to_be_visible()
-    finally:
-        ctx.close()
 
 
 def test_guarded_page_error_retry_and_reset(demo: Server, browser: Browser) -> None:
@@ -232,8 +222,7 @@ def table_widths(page: Page) -> list[tuple[int, int]]:
 def test_race_says_what_was_lost_in_words_with_no_delta_arrow(
     demo: Server, browser: Browser
 ) -> None:
-    ctx = browser.new_context()
-    try:
+    with browser.new_context() as ctx:
         page = visit(ctx, demo, "race")
         click(page, "Run the race")
         expect(page.locator("#race-safe-outcome")).to_have_text("none lost")
@@ -244,15 +233,12 @@ def test_race_says_what_was_lost_in_words_with_no_delta_arrow(
         # No delta, so no arrow: a loss was drawn as a green or red arrow up before.
         expect(page.get_by_test_id("stMetricDelta")).to_have_count(0)
         expect(page.locator("[data-testid='stMetric'] svg")).to_have_count(0)
-    finally:
-        ctx.close()
 
 
 def test_ai_page_shows_its_status_before_the_optional_warning(
     demo: Server, browser: Browser
 ) -> None:
-    ctx = browser.new_context()
-    try:
+    with browser.new_context() as ctx:
         page = visit(ctx, demo, "ai")
         ready = page.get_by_test_id("stAlert").filter(has_text="The AI system is ready")
         warning = page.get_by_test_id("stAlert").filter(has_text="Recommendations is unavailable")
@@ -263,8 +249,6 @@ def test_ai_page_shows_its_status_before_the_optional_warning(
         heading = page.get_by_role("heading", name="Recommendations (optional)")
         # Top to bottom: the status banner, the part of the page the warning is about, it.
         assert top(ready) < top(heading) < top(warning)
-    finally:
-        ctx.close()
 
 
 def test_breaking_the_ai_says_it_is_for_every_user(demo: Server, browser: Browser) -> None:
@@ -295,8 +279,7 @@ def test_breaking_the_ai_says_it_is_for_every_user(demo: Server, browser: Browse
 
 
 def test_sessions_tables_fit_the_page(demo: Server, browser: Browser) -> None:
-    ctx, ai_ctx = browser.new_context(), browser.new_context()
-    try:
+    with browser.new_context() as ctx, browser.new_context() as ai_ctx:
         ai = visit(ai_ctx, demo, "ai")  # the optional dependency fails, with a long reason
         expect(ai.get_by_text("Recommendations is unavailable")).to_be_visible()
         page = visit(ctx, demo, "sessions")
@@ -307,9 +290,6 @@ def test_sessions_tables_fit_the_page(demo: Server, browser: Browser) -> None:
         expect(page.get_by_text("recommendations (optional): ConnectionError: the "
                                 "recommendations service is switched off in this demo").first
                ).to_be_visible()
-    finally:
-        ctx.close()
-        ai_ctx.close()
 
 
 def metric_box(page: Page, label: str) -> Locator:
@@ -352,8 +332,7 @@ def test_closing_a_browser_frees_that_sessions_lock(demo: Server, browser: Brows
 @pytest.mark.parametrize("path", ["", "ai", "ai-broken", "worker", "race", "board", "sessions"])
 def test_screenshot_every_page(demo: Server, browser: Browser, path: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    ctx = browser.new_context()
-    try:
+    with browser.new_context() as ctx:
         page = visit(ctx, demo, path.removesuffix("-broken"))
         if path.startswith("ai"):
             expect(page.get_by_text("The AI system is ready")).to_be_visible()
@@ -384,8 +363,6 @@ def test_screenshot_every_page(demo: Server, browser: Browser, path: str) -> Non
         if path == "ai-broken":
             click(page, "Fix the AI")
             expect(page.get_by_text("The AI system is ready")).to_be_visible()
-    finally:
-        ctx.close()
 
 
 def test_a_bound_nickname_survives_page_switches_reloads_and_restarts(
@@ -448,8 +425,7 @@ def test_a_bound_nickname_survives_page_switches_reloads_and_restarts(
 def test_a_post_reaches_another_users_board_with_no_click_and_no_polling(
     demo: Server, browser: Browser
 ) -> None:
-    poster_ctx, viewer_ctx = browser.new_context(), browser.new_context()
-    try:
+    with browser.new_context() as poster_ctx, browser.new_context() as viewer_ctx:
         poster, viewer = visit(poster_ctx, demo, "board"), visit(viewer_ctx, demo, "board")
         expect(viewer.get_by_test_id("stMetric").filter(has_text="Shared counter")).to_be_visible()
         text = f"live {time.monotonic_ns()}"
@@ -460,6 +436,3 @@ def test_a_post_reaches_another_users_board_with_no_click_and_no_polling(
         before = int(metric(viewer, "Shared counter"))
         click(poster, "Click the shared counter")
         expect_metric(viewer, "Shared counter", str(before + 1))
-    finally:
-        poster_ctx.close()
-        viewer_ctx.close()

@@ -81,8 +81,7 @@ def expect_shared(page: Page, value: int) -> None:
 def test_two_browsers_on_different_replicas_see_one_board_live(
     cluster: Cluster, browser: Browser
 ) -> None:
-    a_ctx, b_ctx = browser.new_context(), browser.new_context()
-    try:
+    with browser.new_context() as a_ctx, browser.new_context() as b_ctx:
         pin(a_ctx, cluster, 1)
         pin(b_ctx, cluster, 2)
         a = open_board(a_ctx, cluster.url, "replica1")
@@ -96,16 +95,12 @@ def test_two_browsers_on_different_replicas_see_one_board_live(
         b.get_by_label("Message").fill("hello from replica2")
         b.get_by_role("button", name="Post").click()
         expect(a.get_by_text("anonymous: hello from replica2")).to_be_visible()
-    finally:
-        a_ctx.close()
-        b_ctx.close()
 
 
 def test_a_users_state_is_the_same_whichever_replica_serves_them(
     cluster: Cluster, browser: Browser
 ) -> None:
-    ctx = browser.new_context()
-    try:
+    with browser.new_context() as ctx:
         pin(ctx, cluster, 1)
         page = open_board(ctx, cluster.url, "replica1")
         for clicks in ("1", "2", "3"):
@@ -119,8 +114,6 @@ def test_a_users_state_is_the_same_whichever_replica_serves_them(
         pin(ctx, cluster, 1)
         assert load(page, page.url) == "replica1"
         expect(page.locator(OWN)).to_have_text("4")
-    finally:
-        ctx.close()
 
 
 @dataclass
